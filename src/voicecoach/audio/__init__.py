@@ -1,0 +1,1 @@
+"""Audio: PCM maths, WAV files, sound devices and the WebRTC tracks that carry them."""

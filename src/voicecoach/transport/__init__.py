@@ -1,0 +1,1 @@
+"""Network transport: HTTP signaling (aiohttp) and the WebRTC peer connection (aiortc)."""

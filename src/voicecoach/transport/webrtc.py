@@ -1,0 +1,170 @@
+"""The WebRTC side of a session: the only module that speaks aiortc (for the client).
+
+One :class:`RealtimeConnection` is one peer connection with one sendrecv audio transceiver (our microphone
+track out, the model's voice in) and the client-created ``oai-events`` data channel that carries JSON events
+both ways. Signaling is injected as a callable (offer SDP → answer SDP), so this module does no HTTP.
+
+Call order: ``await connect(exchange)`` once, then ``send()`` / ``messages`` / ``remote_track``, then
+``await close()`` (idempotent, always safe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+
+from ..errors import TransportError
+
+log = logging.getLogger(__name__)
+
+EVENTS_LABEL = "oai-events"
+# The data channel's message size limit when the answer does not advertise one (RFC 8841 default, which aiortc
+# applies); a larger send raises in aiortc, so we check first and say which event was too big.
+DEFAULT_MAX_MESSAGE = 65_536
+
+Exchange = Callable[[str], Awaitable[str]]
+
+
+@dataclass
+class ConnectTimings:
+    """Monotonic timestamps of the connect phases, for latency figures."""
+
+    started: float = 0.0
+    offer_ready: float = 0.0  # ICE gathering is done inside setLocalDescription
+    answer_received: float = 0.0
+    channel_open: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+class RealtimeConnection:
+    def __init__(self, mic: MediaStreamTrack, *, ice_servers: list[str] | None = None) -> None:
+        servers = [RTCIceServer(urls=url) for url in (ice_servers or [])]
+        # iceServers=[] matters: with None aiortc adds a public STUN server, a 5 s stall when it is unreachable.
+        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        self._mic = mic
+        self._channel: RTCDataChannel | None = None
+        self._open = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.close_reason = ""
+        self.messages: asyncio.Queue[str | bytes] = asyncio.Queue()
+        self._remote: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
+        self.timings = ConnectTimings()
+        self._closing = False
+
+    @property
+    def connection_state(self) -> str:
+        return str(self._pc.connectionState)
+
+    async def connect(self, exchange: Exchange, timeout: float) -> None:
+        """Offer, exchange, and wait until the data channel is open. Raises TransportError on timeout/failure.
+
+        Errors raised by ``exchange`` (signaling) propagate unchanged.
+        """
+        t = self.timings
+        t.started = time.monotonic()
+        pc = self._pc
+        pc.addTransceiver(self._mic, direction="sendrecv")
+        channel = pc.createDataChannel(EVENTS_LABEL)
+        self._channel = channel
+        self._wire(pc, channel)
+
+        await pc.setLocalDescription(await pc.createOffer())
+        t.offer_ready = time.monotonic()
+        answer = await exchange(pc.localDescription.sdp)
+        t.answer_received = time.monotonic()
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        except (ValueError, AttributeError, KeyError) as exc:
+            raise TransportError(f"the server's SDP answer is unusable: {exc}") from exc
+        try:
+            async with asyncio.timeout(timeout):
+                opened = asyncio.ensure_future(self._open.wait())
+                failed = asyncio.ensure_future(self.closed.wait())
+                try:
+                    await asyncio.wait({opened, failed}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    opened.cancel()
+                    failed.cancel()
+                    await asyncio.gather(opened, failed, return_exceptions=True)
+        except TimeoutError:
+            raise TransportError(
+                f"the WebRTC connection did not come up within {timeout:g} s (ICE state "
+                f"{pc.iceConnectionState}); check the network, or set ice_servers to a reachable STUN server"
+            ) from None
+        if not self._open.is_set():
+            raise TransportError(f"the WebRTC connection failed while connecting ({self.close_reason})")
+        t.channel_open = time.monotonic()
+        t.phases = {
+            "ice_gathering_ms": (t.offer_ready - t.started) * 1000,
+            "sdp_post_ms": (t.answer_received - t.offer_ready) * 1000,
+            "dtls_sctp_ms": (t.channel_open - t.answer_received) * 1000,
+        }
+        log.debug("data channel open: %s", t.phases)
+
+    def _wire(self, pc: RTCPeerConnection, channel: RTCDataChannel) -> None:
+        @pc.on("track")  # type: ignore[misc]  # pyee decorators are untyped
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio" and not self._remote.done():
+                self._remote.set_result(track)
+
+        @pc.on("connectionstatechange")  # type: ignore[misc]
+        def on_state() -> None:
+            log.debug("peer connection state: %s", pc.connectionState)
+            if pc.connectionState in ("failed", "closed"):
+                self._mark_closed(f"peer connection {pc.connectionState}")
+
+        @channel.on("open")  # type: ignore[misc]
+        def on_open() -> None:
+            self._open.set()
+
+        @channel.on("message")  # type: ignore[misc]
+        def on_message(message: str | bytes) -> None:
+            self.messages.put_nowait(message)
+
+        @channel.on("close")  # type: ignore[misc]
+        def on_close() -> None:
+            self._mark_closed("data channel closed")
+
+    def _mark_closed(self, reason: str) -> None:
+        if not self.closed.is_set():
+            self.close_reason = reason if not self._closing else "closed by us"
+            self.closed.set()
+
+    async def remote_track(self) -> MediaStreamTrack:
+        """The model's audio track (arrives with the answer)."""
+        return await self._remote
+
+    def send(self, event: dict[str, Any]) -> str:
+        """Send one client event as JSON text. Returns the text sent. Raises TransportError if it cannot go."""
+        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        channel = self._channel
+        if channel is None or channel.readyState != "open":
+            raise TransportError(f"cannot send {event.get('type')}: the data channel is not open")
+        size = len(text.encode())
+        if size > DEFAULT_MAX_MESSAGE:
+            raise TransportError(
+                f"{event.get('type')} is {size} bytes, over the data channel limit of {DEFAULT_MAX_MESSAGE}"
+            )
+        channel.send(text)
+        return text
+
+    async def close(self) -> None:
+        self._closing = True
+        self._mark_closed("closed by us")
+        if not self._remote.done():
+            self._remote.cancel()
+        await self._pc.close()
