@@ -1,0 +1,157 @@
+"""What responses cost: prices per model and a running total from ``response.done`` usage.
+
+Pure: no I/O. Prices are USD per 1M tokens from realtime-protocol.md §9. They are estimates for the UI (the
+bill is the provider's), so odd or missing numbers in a ``usage`` dict count as zero instead of raising.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_MODEL = "gpt-realtime-1.5"
+_PER_TOKEN = 1 / 1_000_000
+
+
+class Prices(BaseModel):
+    """USD per 1M tokens. Defaults are gpt-realtime-1.5's. ``*_cached`` prices apply to cached input tokens."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text_in: float = Field(default=4.00, ge=0)
+    text_cached: float = Field(default=0.40, ge=0)
+    text_out: float = Field(default=16.00, ge=0)
+    audio_in: float = Field(default=32.00, ge=0)
+    audio_cached: float = Field(default=0.40, ge=0)
+    audio_out: float = Field(default=64.00, ge=0)
+    image_in: float = Field(default=5.00, ge=0)
+    image_cached: float = Field(default=0.50, ge=0)
+
+
+_MINI = Prices(
+    text_in=0.60,
+    text_cached=0.06,
+    text_out=2.40,
+    audio_in=10.00,
+    audio_cached=0.30,
+    audio_out=20.00,
+    image_in=0.80,
+    image_cached=0.08,
+)
+
+PRICE_TABLE: dict[str, Prices] = {
+    "gpt-realtime-1.5": Prices(),
+    "gpt-realtime-2": Prices(text_out=24.00),
+    "gpt-realtime-2.1": Prices(text_out=24.00),
+    # §9 marks this one UNCONFIRMED (third-party copy); its figures equal 1.5's.
+    "gpt-realtime": Prices(),
+    "gpt-realtime-2.1-mini": _MINI,
+    # No published cached-image price: charge cached images at the full image rate, so we never under-report.
+    "gpt-realtime-mini": _MINI.model_copy(update={"image_cached": 0.80}),
+    # Takes no image input, hence no image prices.
+    "gpt-4o-mini-realtime-preview": Prices(
+        text_in=0.60,
+        text_cached=0.30,
+        text_out=2.40,
+        audio_in=10.00,
+        audio_cached=0.30,
+        audio_out=20.00,
+        image_in=0.0,
+        image_cached=0.0,
+    ),
+    # Shut down, but kept so that old session logs are priced right rather than at the 1.5 defaults.
+    "gpt-4o-realtime-preview": Prices(
+        text_in=5.00,
+        text_cached=2.50,
+        text_out=20.00,
+        audio_in=40.00,
+        audio_cached=2.50,
+        audio_out=80.00,
+        image_in=0.0,
+        image_cached=0.0,
+    ),
+}
+
+
+def prices_for(model: str) -> Prices:
+    """Prices for ``model``: an exact match, else the longest known name it extends, else the 1.5 defaults.
+
+    "Extends" means the known name followed by ``-`` (a dated snapshot such as ``gpt-realtime-2025-08-28``),
+    so that snapshot resolves to ``gpt-realtime`` and not to ``gpt-realtime-2`` of which it is a raw prefix.
+    """
+    name = model.strip().lower()
+    if name in PRICE_TABLE:
+        return PRICE_TABLE[name]
+    known = [k for k in PRICE_TABLE if name.startswith(k + "-")]
+    return PRICE_TABLE[max(known, key=len)] if known else PRICE_TABLE[DEFAULT_MODEL]
+
+
+def _details(container: Any, key: str) -> Mapping[str, Any]:
+    value = container.get(key) if isinstance(container, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def _count(container: Mapping[str, Any], key: str) -> float:
+    """A token count, or 0 for anything that is not a finite non-negative number (None, str, bool, NaN...)."""
+    value = container.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return value if math.isfinite(value) and value > 0 else 0
+
+
+def cost_usd(usage: Mapping[str, Any], prices: Prices) -> float:
+    """The cost of one response from its ``response.done`` ``usage`` (GA shape). Never raises.
+
+    Cached tokens are a subset of input tokens (§9): each modality's cached count is billed at the cached rate
+    and the rest at the full rate. A cached count larger than its input count is clamped to it.
+    """
+    inp = _details(usage, "input_token_details")
+    cached = _details(inp, "cached_tokens_details")
+    out = _details(usage, "output_token_details")
+    total = 0.0
+    for modality, full, cheap in (
+        ("text_tokens", prices.text_in, prices.text_cached),
+        ("audio_tokens", prices.audio_in, prices.audio_cached),
+        ("image_tokens", prices.image_in, prices.image_cached),
+    ):
+        n = _count(inp, modality)
+        hit = min(_count(cached, modality), n)
+        total += (n - hit) * full + hit * cheap
+    total += _count(out, "text_tokens") * prices.text_out + _count(out, "audio_tokens") * prices.audio_out
+    return total * _PER_TOKEN
+
+
+@dataclass
+class UsageTotals:
+    """Token counts and cost summed over a session's responses (cancelled ones bill too: add them)."""
+
+    responses: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    input_text: int = 0
+    input_audio: int = 0
+    cached: int = 0
+    output_text: int = 0
+    output_audio: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, usage: Mapping[str, Any], prices: Prices) -> float:
+        """Add one response's usage; return that response's cost. Never raises."""
+        inp = _details(usage, "input_token_details")
+        out = _details(usage, "output_token_details")
+        top = usage if isinstance(usage, Mapping) else {}
+        self.responses += 1
+        self.input_tokens += int(_count(top, "input_tokens"))
+        self.output_tokens += int(_count(top, "output_tokens"))
+        self.input_text += int(_count(inp, "text_tokens"))
+        self.input_audio += int(_count(inp, "audio_tokens"))
+        self.cached += int(_count(inp, "cached_tokens"))
+        self.output_text += int(_count(out, "text_tokens"))
+        self.output_audio += int(_count(out, "audio_tokens"))
+        cost = cost_usd(usage, prices)
+        self.cost_usd += cost
+        return cost
