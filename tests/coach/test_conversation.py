@@ -177,6 +177,13 @@ def test_render_window_one_line_per_message() -> None:
     assert render_window([]) == ""
 
 
+def test_render_window_marks_an_interrupted_hint() -> None:
+    conv = Conversation()
+    conv.coach_delta("r1", "First, ", 1.0)
+    conv.coach_done("r1", None, 1.5, interrupted=True)
+    assert render_window(conv.messages()) == "Coach (interrupted): First,"
+
+
 # --- memory bound -------------------------------------------------------------------------------------
 
 

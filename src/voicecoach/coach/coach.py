@@ -216,8 +216,9 @@ class Coach:
         if self._audible_hint() is not None:
             match = self._interrupts.feed(item_id, delta, now)
             return self._interrupt(now, f"said {match.phrase!r}") if match else []
+        # Interrupt phrases are not fed while silent: "stop" said then must not use up the utterance's one
+        # interrupt, in case the coach starts talking before the person finishes.
         match = self._triggers.feed(item_id, delta, now)
-        self._interrupts.feed(item_id, delta, now)
         return self._ask(_tier(match.action), now, said=match.phrase) if match else []
 
     def _listen_final(self, event: se.TranscriptionCompleted, now: float) -> list[Action]:
@@ -225,7 +226,6 @@ class Coach:
             match = self._interrupts.complete(event.item_id, event.transcript, now)
             self._triggers.complete(event.item_id, "", now)
             return self._interrupt(now, f"said {match.phrase!r}") if match else []
-        self._interrupts.complete(event.item_id, event.transcript, now)
         match = self._triggers.complete(event.item_id, event.transcript, now)
         return self._ask(_tier(match.action), now, said=match.phrase) if match else []
 

@@ -232,11 +232,13 @@ class Conversation:
 def render_window(messages: Sequence[Message]) -> str:
     """A compact transcript for a hint request: one ``You: …`` / ``Coach: …`` line per non-blank message.
 
-    Newlines inside a message are folded into spaces so that each message stays on one line.
+    Newlines inside a message are folded into spaces so that each message stays on one line. A hint that was
+    cut off says so, so that the model knows the person stopped listening there.
     """
     lines = []
     for message in messages:
         text = " ".join(message.text.split())
         if text:
-            lines.append(f"{'You' if message.role == 'user' else 'Coach'}: {text}")
+            who = "You" if message.role == "user" else ("Coach (interrupted)" if message.interrupted else "Coach")
+            lines.append(f"{who}: {text}")
     return "\n".join(lines)
