@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -72,7 +73,9 @@ async def test_client_secret_success_sends_bearer_and_ga_body(scripted: tuple[Sc
 async def test_offer_success_returns_answer_and_call_id(scripted: tuple[Scripted, str]) -> None:
     s, base = scripted
     s.reply = web.Response(
-        status=201, text="v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n", content_type="application/sdp",
+        status=201,
+        text="v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n",
+        content_type="application/sdp",
         headers={"Location": "/v1/realtime/calls/rtc_abc123"},
     )
     async with aiohttp.ClientSession() as http:
@@ -91,7 +94,11 @@ async def test_offer_success_returns_answer_and_call_id(scripted: tuple[Scripted
         (json_error(401, "Incorrect API key provided: sk-test***cdef."), errors.AuthError, "HTTP 401"),
         (json_error(403, "Forbidden"), errors.AuthError, "HTTP 403"),
         (json_error(429, "You exceeded your current quota", "insufficient_quota"), errors.RateLimitError, "quota"),
-        (json_error(400, "Invalid SDP offer: missing m-line"), errors.RequestRejected, "Invalid SDP offer: missing m-line"),
+        (
+            json_error(400, "Invalid SDP offer: missing m-line"),
+            errors.RequestRejected,
+            "Invalid SDP offer: missing m-line",
+        ),
         (web.Response(status=404, text="no such route"), errors.RequestRejected, "no such route"),
         (web.Response(status=503, text="<html>busy</html>"), errors.ServerUnavailable, "HTTP 503"),
         (web.json_response({"nothing": 1}), errors.ServerUnavailable, "no usable 'value'"),
@@ -131,7 +138,7 @@ async def test_timeout(scripted: tuple[Scripted, str]) -> None:
     s, base = scripted
     s.delay = 5.0
     async with aiohttp.ClientSession() as http:
-        with pytest.raises(errors.SignalingTimeout, match="within 0.2 s"):
+        with pytest.raises(errors.SignalingTimeout, match=r"within 0\.2 s"):
             await create_client_secret(http, base, KEY, REQUEST, timeout=0.2)
 
 
@@ -141,7 +148,7 @@ async def test_connection_refused() -> None:
         port = sock.getsockname()[1]
     # Nothing listens on that port now.
     async with aiohttp.ClientSession() as http:
-        with pytest.raises(errors.Unreachable, match=f"127.0.0.1:{port}"):
+        with pytest.raises(errors.Unreachable, match=re.escape(f"127.0.0.1:{port}")):
             await create_client_secret(http, f"http://127.0.0.1:{port}/v1", KEY, REQUEST, timeout=2)
 
 
@@ -157,7 +164,7 @@ class FailingResolver(aiohttp.abc.AbstractResolver):
 
 async def test_dns_failure() -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=FailingResolver())) as http:
-        with pytest.raises(errors.Unreachable, match="cannot resolve 'api.example.invalid'"):
+        with pytest.raises(errors.Unreachable, match=r"cannot resolve 'api\.example\.invalid'"):
             await create_client_secret(http, "https://api.example.invalid/v1", KEY, REQUEST, timeout=2)
 
 

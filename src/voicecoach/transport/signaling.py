@@ -58,7 +58,7 @@ async def create_client_secret(
     url = f"{base_url}/realtime/client_secrets"
     headers = {"Authorization": f"Bearer {api_key.get_secret_value()}"}
     status, body, _ = await _post(http, url, "client secret", timeout, json=request.to_wire(), headers=headers)
-    _raise_for_status(status, body, "client secret request", auth_hint="check OPENAI_API_KEY")
+    raise_for_status(status, body, "client secret request", auth_hint="check OPENAI_API_KEY")
     try:
         data = json.loads(body)
         value = data["value"]
@@ -86,7 +86,7 @@ async def post_offer(
         "Accept": "application/sdp",
     }
     status, body, location = await _post(http, url, "SDP offer", timeout, data=offer_sdp, headers=headers)
-    _raise_for_status(status, body, "SDP offer", auth_hint="the ephemeral key was refused or expired")
+    raise_for_status(status, body, "SDP offer", auth_hint="the ephemeral key was refused or expired")
     if "v=0" not in body:
         raise ServerUnavailable(f"the SDP answer from {_host(url)} is not SDP (HTTP {status})", status=status)
     call_id = location.rstrip("/").rsplit("/", 1)[-1] if location else None
@@ -117,7 +117,8 @@ async def _post(
         raise Unreachable(f"the {what} to {host} failed: {redact_text(str(exc)) or type(exc).__name__}") from exc
 
 
-def _raise_for_status(status: int, body: str, what: str, *, auth_hint: str) -> None:
+def raise_for_status(status: int, body: str, what: str, *, auth_hint: str) -> None:
+    """Raise the :class:`SignalingError` subclass for a non-2xx ``status``; ``what`` names the step in the message."""
     if 200 <= status < 300:
         return
     message = _server_message(body)
