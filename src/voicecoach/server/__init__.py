@@ -1,0 +1,35 @@
+"""A local server that speaks the OpenAI Realtime API (GA) over WebRTC: the product's offline twin.
+
+``voicecoach serve`` and ``voicecoach demo`` run it, and every client test runs against it. It follows
+realtime-protocol.md: the same endpoints, event names and shapes, ordering and errors. It cannot understand
+speech, so what it "hears" and "says" comes from a scenario (:mod:`.scenario`).
+
+Layers: a sans-I/O core (:mod:`.session`, :mod:`.handlers`, :mod:`.responses`, :mod:`.conversation`,
+:mod:`.input_audio`, :mod:`.vad`, :mod:`.usage`, :mod:`.validation`, :mod:`.defaults`) driven by one WebRTC call each
+(:mod:`.call`, :mod:`.audio_track`), behind an aiohttp app (:mod:`.app`) owned by :class:`RealtimeServer`.
+"""
+
+from __future__ import annotations
+
+from .call import Call
+from .config import ServerConfig
+from .realtime_server import RealtimeServer, run_serve, serve
+from .scenario import Scenario, default_scenario, load_scenario
+from .session import RealtimeSession, SessionOptions
+from .voice import render_speech, speech_pcm, synth_speech
+
+__all__ = [
+    "Call",
+    "RealtimeServer",
+    "RealtimeSession",
+    "Scenario",
+    "ServerConfig",
+    "SessionOptions",
+    "default_scenario",
+    "load_scenario",
+    "render_speech",
+    "run_serve",
+    "serve",
+    "speech_pcm",
+    "synth_speech",
+]

@@ -1,0 +1,183 @@
+"""The HTTP side of the local Realtime server (aiohttp), realtime-protocol.md §1.1, §2.1, §12.1.
+
+* ``POST /v1/realtime/client_secrets`` — standard key → ``{"value": "ek_…", "expires_at", "session"}``.
+* ``POST /v1/realtime/calls`` — ``application/sdp`` (ephemeral or standard key) or ``multipart/form-data``
+  with ``sdp`` and ``session`` parts → ``201``, ``application/sdp`` answer, ``Location: /v1/realtime/calls/rtc_…``.
+* ``POST /v1/realtime/calls/{call_id}/hangup`` → ``200``, the call ends.
+
+Errors are OpenAI-style JSON bodies ``{"error": {"message", "type", "param", "code"}}``. Keys are never
+echoed whole (the real API shows a masked form) and never logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import BodyPartReader, web
+
+from .call import OfferError
+from .schema import Enum, Int, Obj, WireError, missing_parameter, unknown_parameter
+from .validation import validate_session
+
+if TYPE_CHECKING:
+    from .realtime_server import RealtimeServer
+
+log = logging.getLogger(__name__)
+
+SERVER_KEY: web.AppKey[RealtimeServer] = web.AppKey("voicecoach_realtime_server")
+_EXPIRES_AFTER = Obj({"anchor": Enum(("created_at",)), "seconds": Int(minimum=10, maximum=7200)})
+
+
+def build_app(server: RealtimeServer) -> web.Application:
+    app = web.Application()
+    app[SERVER_KEY] = server
+    app.router.add_post("/v1/realtime/client_secrets", client_secrets)
+    app.router.add_post("/v1/realtime/calls", create_call)
+    app.router.add_post("/v1/realtime/calls/{call_id}/hangup", hangup)
+    return app
+
+
+def error_response(status: int, message: str, *, code: str | None = None, param: str | None = None) -> web.Response:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return web.json_response(body, status=status)
+
+
+def _wire_error(exc: WireError) -> web.Response:
+    return error_response(400, exc.message, code=exc.code, param=exc.param)
+
+
+def _mask(token: str) -> str:
+    """The API's way of quoting a bad key: enough to recognise it, not enough to use it."""
+    if len(token) < 12:
+        return "*" * len(token)
+    return f"{token[:3]}{'*' * (len(token) - 7)}{token[-4:]}"
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class _Auth:
+    """Who is calling: a standard API key, a live ephemeral key (with its session), or nobody (a 401)."""
+
+    def __init__(self, request: web.Request, *, allow_ephemeral: bool) -> None:
+        server = request.app[SERVER_KEY]
+        self.session: dict[str, Any] | None = None
+        self.error: web.Response | None = None
+        token = _bearer(request)
+        if token is None:
+            self.error = error_response(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            )
+            return
+        if token.startswith("ek_") and allow_ephemeral:
+            secret = server.lookup_secret(token)
+            if secret is None:
+                self.error = error_response(
+                    401, f"Invalid or expired ephemeral key: {_mask(token)}.", code="invalid_api_key"
+                )
+            else:
+                self.session = secret
+            return
+        expected = server.config.api_key
+        ok = not token.startswith("ek_") and (
+            expected is None or hmac.compare_digest(token.encode(), expected.encode())
+        )
+        if not ok:
+            self.error = error_response(
+                401,
+                f"Incorrect API key provided: {_mask(token)}. "
+                "You can find your API key at https://platform.openai.com/account/api-keys.",
+                code="invalid_api_key",
+            )
+
+
+async def client_secrets(request: web.Request) -> web.Response:
+    server = request.app[SERVER_KEY]
+    auth = _Auth(request, allow_ephemeral=False)
+    if auth.error is not None:
+        return auth.error
+    try:
+        body = json.loads(await request.text())
+    except ValueError:
+        return error_response(
+            400,
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
+            "library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)",
+        )
+    try:
+        if not isinstance(body, dict):
+            raise WireError("invalid_type", "Invalid type for request body: expected an object.")
+        for key in body:
+            if key not in ("expires_after", "session"):
+                raise unknown_parameter(key)
+        if body.get("session") is None:
+            raise missing_parameter("session")
+        expires = _EXPIRES_AFTER.check(body.get("expires_after") or {}, "expires_after")
+        session = validate_session(body["session"], "session")
+    except WireError as exc:
+        return _wire_error(exc)
+    value, expires_at, effective = server.mint_secret(session, int(expires.get("seconds", 600)))
+    log.debug("minted an ephemeral key expiring at %d", expires_at)
+    return web.json_response({"value": value, "expires_at": expires_at, "session": effective})
+
+
+async def create_call(request: web.Request) -> web.StreamResponse:
+    server = request.app[SERVER_KEY]
+    auth = _Auth(request, allow_ephemeral=True)
+    if auth.error is not None:
+        return auth.error
+    requested: dict[str, Any] | None = None
+    if request.content_type == "multipart/form-data":
+        offer = ""
+        reader = await request.multipart()
+        async for part in reader:
+            name = getattr(part, "name", None)
+            text = await part.text() if isinstance(part, BodyPartReader) else ""
+            if name == "sdp":
+                offer = text
+            elif name == "session":
+                try:
+                    requested = validate_session(json.loads(text), "session")
+                except ValueError:
+                    return error_response(400, "The 'session' part is not valid JSON.", param="session")
+                except WireError as exc:
+                    return _wire_error(exc)
+    elif request.content_type in ("application/sdp", "text/plain"):
+        offer = await request.text()
+    else:
+        return error_response(
+            400,
+            f"Unsupported content type '{request.content_type}': send the SDP offer as 'application/sdp', "
+            "or as the 'sdp' part of 'multipart/form-data'.",
+        )
+    if not offer.strip():
+        return error_response(400, "Missing required parameter: 'sdp'.", code="missing_required_parameter", param="sdp")
+    try:
+        call, answer = await server.open_call(offer, auth.session, requested)
+    except OfferError as exc:
+        return error_response(400, f"Invalid SDP offer: {exc}", code="invalid_offer", param="sdp")
+    return web.Response(
+        status=201,
+        body=answer.encode(),
+        content_type="application/sdp",
+        headers={"Location": f"/v1/realtime/calls/{call.id}"},
+    )
+
+
+async def hangup(request: web.Request) -> web.Response:
+    server = request.app[SERVER_KEY]
+    auth = _Auth(request, allow_ephemeral=True)
+    if auth.error is not None:
+        return auth.error
+    call_id = request.match_info["call_id"]
+    if not await server.hang_up(call_id):
+        return error_response(404, f"Call '{call_id}' not found.", code="call_not_found", param="call_id")
+    return web.json_response({})

@@ -1,0 +1,319 @@
+"""One WebRTC call: the aiortc answerer that drives a :class:`RealtimeSession`.
+
+Everything that happens to the call (a data-channel message, an input audio frame, a playback report, a
+rendered voice) goes into one inbox, and a single pump task feeds the inbox to the session and carries out
+its outputs in order. So the session is never re-entered, and every event is sent in the order it was made.
+
+Tasks (all owned by :meth:`Call.run`, cancelled and awaited by :meth:`Call.close`):
+
+* the pump (inbox → session → outputs, and a tick every 20 ms),
+* the reader of the client's audio track (decoded Opus → mono 48 kHz → inbox, and the recording),
+* one voice-rendering task per audio response (off the event loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+
+from ..audio.frames import WIRE_RATE, Pcm, Resampler, downmix, pcm_from_frame, silence
+from .audio_track import ResponseAudioTrack
+from .outputs import ClearAudio, CloseCall, Output, PlayAudio, SendEvent, Synthesize
+from .session import RealtimeSession
+from .voice import VoiceMode, render_speech
+
+log = logging.getLogger(__name__)
+
+EVENTS_LABEL = "oai-events"
+TICK_SECONDS = 0.02
+
+
+class OfferError(ValueError):
+    """The client's SDP offer cannot be used (becomes HTTP 400)."""
+
+
+@dataclass
+class _Message:
+    kind: str  # "text" | "audio" | "played" | "speech" | "end"
+    payload: Any = None
+
+
+class Call:
+    """A call's WebRTC side plus introspection for tests: ``events_sent``, ``events_received``,
+    ``received_audio`` (the last ``record_seconds`` of mono 48 kHz PCM heard) and ``closed``."""
+
+    def __init__(
+        self,
+        call_id: str,
+        session: RealtimeSession,
+        *,
+        ice_servers: list[str],
+        voice: VoiceMode,
+        record_seconds: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.id = call_id
+        self.session = session
+        self.events_sent: list[dict[str, Any]] = []
+        self.events_received: list[Any] = []
+        self.closed = False
+        self.close_reason = ""
+        self._voice = voice
+        self._clock = clock
+        self._inbox: asyncio.Queue[_Message] = asyncio.Queue()
+        self._recording: deque[Pcm] = deque(maxlen=max(1, int(record_seconds * 50)))
+        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(urls=u) for u in ice_servers]))
+        self.track = ResponseAudioTrack(self._on_played)
+        self._channel: RTCDataChannel | None = None
+        self._remote: MediaStreamTrack | None = None
+        self._wake = asyncio.Event()  # the events channel opened, or the connection failed first
+        self._remote_ready = asyncio.Event()
+        self._voices: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._pc_close: asyncio.Task[None] | None = None
+        self._wire()
+
+    @property
+    def received_audio(self) -> Pcm:
+        return np.concatenate(list(self._recording)) if self._recording else silence(0)
+
+    # --- setup ----------------------------------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        pc = self._pc
+
+        @pc.on("datachannel")
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            if channel.label != EVENTS_LABEL or self._channel is not None:
+                log.debug("call %s: ignoring data channel %r", self.id, channel.label)
+                return
+            self._channel = channel
+
+            @channel.on("message")
+            def on_message(message: str | bytes) -> None:
+                self._inbox.put_nowait(_Message("text", message))
+
+            @channel.on("close")
+            def on_close() -> None:
+                self._inbox.put_nowait(_Message("end", "data channel closed"))
+
+            self._wake.set()
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio" and self._remote is None:
+                self._remote = track
+                self._remote_ready.set()
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            log.debug("call %s: peer connection %s", self.id, pc.connectionState)
+            if pc.connectionState in ("failed", "closed"):
+                self._inbox.put_nowait(_Message("end", f"peer connection {pc.connectionState}"))
+                self._wake.set()
+
+    async def answer(self, offer_sdp: str) -> str:
+        """Apply the offer and return the answer SDP (ICE gathering is complete when this returns)."""
+        if "v=0" not in offer_sdp or "m=" not in offer_sdp:
+            raise OfferError("the offer is not SDP (no 'v=0' or no media section)")
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except (ValueError, KeyError, AttributeError, IndexError, TypeError) as exc:
+            raise OfferError(str(exc) or type(exc).__name__) from exc
+        audio = [t for t in self._pc.getTransceivers() if t.kind == "audio"]
+        if not audio:
+            raise OfferError("the offer has no audio media section")
+        audio[0].sender.replaceTrack(self.track)
+        audio[0].direction = "sendrecv"
+        await self._pc.setLocalDescription(await self._pc.createAnswer())
+        return str(self._pc.localDescription.sdp)
+
+    # --- running --------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the call's task (after :meth:`answer`). :meth:`close` ends it."""
+        self._runner = asyncio.create_task(self.run(), name=f"call-{self.id}")
+
+    async def run(self) -> None:
+        try:
+            await self._wake.wait()
+            if self._channel is None:
+                return
+            async with asyncio.TaskGroup() as tasks:
+                reader = tasks.create_task(self._read_audio(), name=f"call-{self.id}-audio")
+                await self._pump()
+                reader.cancel()
+        except Exception:  # ending the call is the handling; nobody awaits this task's result
+            log.debug("call %s failed", self.id, exc_info=True)
+            self.close_reason = self.close_reason or "internal error"
+        finally:
+            for task in self._voices:
+                task.cancel()
+            await asyncio.gather(*self._voices, return_exceptions=True)
+            self._voices.clear()
+            await self._shutdown()
+
+    async def close(self, reason: str = "closed by the server") -> None:
+        """End the call (idempotent): cancel its tasks, close the peer connection."""
+        if not self.close_reason:
+            self.close_reason = reason
+        runner = self._runner
+        if runner is not None and not runner.done():
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+        await self._shutdown()
+        await self._pc_closing()  # the owner awaits it, even when the runner was cancelled mid-shutdown
+
+    async def _shutdown(self) -> None:
+        if not self.closed:
+            self.closed = True
+            log.debug("call %s closed: %s", self.id, self.close_reason or "ended")
+        self.track.stop()
+        # Shielded: aiortc may already be closing the connection in its own task, and cancelling a waiter of
+        # pc.close() would cancel aiortc's internal "closed" future and make that task fail.
+        await asyncio.shield(self._pc_closing())
+
+    def _pc_closing(self) -> asyncio.Task[None]:
+        if self._pc_close is None:
+            self._pc_close = asyncio.create_task(self._pc.close(), name=f"call-{self.id}-pc-close")
+        return self._pc_close
+
+    async def _pump(self) -> None:
+        session = self.session
+        await self._apply(session.start(self._clock()))
+        while True:
+            try:
+                async with asyncio.timeout(TICK_SECONDS):
+                    message = await self._inbox.get()
+            except TimeoutError:
+                message = None
+            now = self._clock()
+            outputs: list[Output] = []
+            if message is not None:
+                if message.kind == "end":
+                    self.close_reason = self.close_reason or str(message.payload)
+                    return
+                outputs = self._deliver_safely(message, now)
+            outputs += session.tick(now)
+            if await self._apply(outputs):
+                return
+
+    def _deliver_safely(self, message: _Message, now: float) -> list[Output]:
+        try:
+            return self._deliver(message, now)
+        except Exception:  # a bug in the core must not end the call; answer like the real API's server_error
+            log.debug("call %s: internal error on %s", self.id, message.kind, exc_info=True)
+            if message.kind != "text":
+                return []
+            error = {
+                "type": "server_error",
+                "code": None,
+                "message": "The server had an error while processing your request.",
+                "param": None,
+                "event_id": None,
+            }
+            return [self.session.event("error", error=error)]
+
+    def _deliver(self, message: _Message, now: float) -> list[Output]:
+        session = self.session
+        if message.kind == "text":
+            self._record_received(message.payload)
+            return session.receive_text(message.payload, now)
+        if message.kind == "audio":
+            return session.receive_audio(message.payload, now)
+        if message.kind == "played":
+            response_id, played_ms, finished = message.payload
+            return session.audio_played(response_id, played_ms, now, finished=finished)
+        response_id, pcm = message.payload
+        return session.speech_ready(response_id, pcm, now)
+
+    def _record_received(self, text: str | bytes) -> None:
+        try:
+            self.events_received.append(json.loads(text))
+        except ValueError:
+            self.events_received.append(text)
+
+    async def _apply(self, outputs: list[Output]) -> bool:
+        """Carry out outputs in order; True when the call must end."""
+        for output in outputs:
+            if isinstance(output, SendEvent):
+                self._send(output.event)
+            elif isinstance(output, PlayAudio):
+                self.track.enqueue(output.response_id, output.pcm)
+            elif isinstance(output, ClearAudio):
+                self.track.clear()
+            elif isinstance(output, Synthesize):
+                task = asyncio.create_task(self._render(output), name=f"voice-{output.response_id}")
+                self._voices.add(task)
+                task.add_done_callback(self._voices.discard)
+            elif isinstance(output, CloseCall):
+                self.close_reason = output.reason
+                await self._drain_channel()
+                return True
+        return False
+
+    def _send(self, event: dict[str, Any]) -> None:
+        self.events_sent.append(event)
+        channel = self._channel
+        if channel is not None and channel.readyState == "open":
+            try:
+                channel.send(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+            except ValueError:  # over the peer's max-message-size: aiortc refuses it
+                log.debug("call %s: %s too large for the data channel; not sent", self.id, event["type"])
+
+    async def _drain_channel(self) -> None:
+        """Let queued events (e.g. the final ``error``) leave before the connection closes."""
+        channel = self._channel
+        if channel is None or channel.readyState != "open" or channel.bufferedAmount <= 0:
+            return
+        drained = asyncio.Event()
+        channel.on("bufferedamountlow", drained.set)  # aiortc fires it when the amount falls to the threshold (0)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await drained.wait()
+
+    async def _render(self, request: Synthesize) -> None:
+        pcm = await render_speech(request.text, self._voice)
+        self._inbox.put_nowait(_Message("speech", (request.response_id, pcm)))
+
+    def _on_played(self, response_id: str, played_ms: int, finished: bool) -> None:
+        self._inbox.put_nowait(_Message("played", (response_id, played_ms, finished)))
+
+    async def _read_audio(self) -> None:
+        """Drain the client's audio track: mono 48 kHz into the session and the recording."""
+        await self._remote_ready.wait()
+        assert self._remote is not None
+        resampler: Resampler | None = None
+        while True:
+            try:
+                frame = await self._remote.recv()
+            except MediaStreamError:
+                return
+            if not isinstance(frame, av.AudioFrame):
+                continue
+            pcm = downmix(pcm_from_frame(frame))
+            if frame.sample_rate != WIRE_RATE:
+                if resampler is None or resampler.in_rate != frame.sample_rate:
+                    resampler = Resampler(frame.sample_rate, 1, WIRE_RATE, 1)
+                pcm = resampler.process(pcm)
+            self._recording.append(pcm)
+            self._inbox.put_nowait(_Message("audio", pcm))

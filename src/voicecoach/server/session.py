@@ -1,0 +1,320 @@
+"""The sans-I/O core of one Realtime call: client events and audio in, server events and audio actions out.
+
+Call order (every method takes ``now``, a monotonic time in seconds, and returns outputs to carry out in
+order; see :mod:`~voicecoach.server.outputs`)::
+
+    session = RealtimeSession(config, now=..., unix_time=..., scenario=...)
+    session.start(now)                      # → session.created (send it before anything else)
+    session.receive_text(text, now)         # one data-channel message
+    session.receive_audio(pcm, now)         # 48 kHz mono int16, any length (RTP gives 20 ms frames)
+    session.tick(now)                       # pacing, transcription, expiry: call every ~20 ms
+    session.speech_ready(response_id, pcm, now)          # answer to a Synthesize output
+    session.audio_played(response_id, played_ms, now, finished=...)  # from the output track, per frame
+
+Client mistakes become ``error`` events (never an exception, never a closed channel); after
+``session_max_seconds`` the session sends ``session_expired`` and a :class:`CloseCall`, and ignores
+everything afterwards. Event handlers live in :mod:`~voicecoach.server.handlers`.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import itertools
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..audio.frames import Pcm
+from .conversation import Conversation, Item
+from .handlers import HANDLERS, build_response
+from .ids import IdFactory
+from .input_audio import InputAudio
+from .outputs import ClearAudio, CloseCall, Output, SendEvent
+from .responses import Response
+from .scenario import Scenario, ScenarioCursor
+from .schema import WireError, invalid_value
+from .usage import RateLimiter, Segment, transcription_usage
+from .validation import EVENTS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    session_max_seconds: float = 3600.0
+    generation_speed: float = 4.0  # how many times faster than real time a response is generated
+    response_latency: float = 0.12  # response.created → first output
+    transcription_latency: float = 0.15  # commit → first transcription delta
+    transcription_word_interval: float = 0.02
+    input_buffer_seconds: float = 120.0
+
+
+class RealtimeSession:
+    def __init__(
+        self,
+        session: dict[str, Any],
+        *,
+        now: float,
+        unix_time: float,
+        scenario: Scenario | ScenarioCursor,
+        options: SessionOptions | None = None,
+        ids: IdFactory | None = None,
+    ) -> None:
+        self.options = options or SessionOptions()
+        self.ids = ids or IdFactory()
+        self.session = copy.deepcopy(session)
+        self.session["expires_at"] = int(unix_time + self.options.session_max_seconds)
+        self.scenario = scenario if isinstance(scenario, ScenarioCursor) else ScenarioCursor(scenario)
+        self.conversation = Conversation(self.ids.conversation())
+        self.input = InputAudio(self.turn_detection, self.options.input_buffer_seconds)
+        self.limiter = RateLimiter()
+        self.responses: list[Response] = []  # unsettled ones: generating, or with audio still to report
+        self.previous_segments: list[Segment] = []
+        self.assistant_audio_produced = False
+        self.last_audio_response: str | None = None
+        self.pending_item: str | None = None  # user item id of the VAD turn in progress
+        self.turn_start_ms = 0
+        self.closed = False
+        self._expires = now + self.options.session_max_seconds
+        self._timers: list[tuple[float, int, Callable[[], list[Output]]]] = []
+        self._seq = itertools.count()
+
+    # --- helpers for the handlers ---------------------------------------------------------------------------
+
+    @property
+    def turn_detection(self) -> dict[str, Any] | None:
+        td: dict[str, Any] | None = self.session["audio"]["input"]["turn_detection"]
+        return td
+
+    def event(self, kind: str, **fields: Any) -> SendEvent:
+        event_id = self.ids.buffer_event() if kind.startswith("output_audio_buffer.") else self.ids.event()
+        return SendEvent({"type": kind, "event_id": event_id, **fields})
+
+    def at(self, when: float, action: Callable[[], list[Output]]) -> None:
+        heapq.heappush(self._timers, (when, next(self._seq), action))
+
+    def active_in_band(self) -> Response | None:
+        return next((r for r in self.responses if r.in_band and r.active), None)
+
+    def find_response(self, response_id: str) -> Response | None:
+        return next((r for r in self.responses if r.id == response_id), None)
+
+    # --- lifecycle ------------------------------------------------------------------------------------------
+
+    def start(self, now: float) -> list[Output]:
+        """``session.created``: the first event of the call."""
+        return [self.event("session.created", session=copy.deepcopy(self.session))]
+
+    def receive_text(self, text: str | bytes, now: float) -> list[Output]:
+        if self.closed:
+            return []
+        out = self.tick(now)
+        if self.closed:
+            return out
+        client_event_id: str | None = None
+        try:
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", errors="replace")
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                raise WireError("invalid_json", f"Invalid event: failed to parse JSON value. {exc}.") from None
+            if not isinstance(data, dict) or "type" not in data:
+                raise WireError("invalid_event", "The 'type' field is missing.")
+            if isinstance(data.get("event_id"), str):
+                client_event_id = data["event_id"]
+            kind = data["type"]
+            if not isinstance(kind, str) or kind not in EVENTS:
+                raise invalid_value("type", kind, tuple(EVENTS))
+            checked = EVENTS[kind].check(data, "")
+            out += HANDLERS[kind](self, checked, now)
+        except WireError as exc:
+            log.debug("client error %s (%s): %s", exc.code, exc.param, exc.message)
+            out.append(self.event("error", error=exc.to_error(client_event_id)))
+        return out + self._after(now)
+
+    def receive_audio(self, pcm: Pcm, now: float) -> list[Output]:
+        if self.closed:
+            return []
+        out = self.tick(now)
+        if self.closed:
+            return out
+        for vad in self.input.push(pcm):
+            if vad.kind == "started":
+                out += self.speech_started(vad.ms, now)
+            else:
+                out += self.speech_stopped(vad.ms, now)
+        return out + self._after(now)
+
+    def tick(self, now: float) -> list[Output]:
+        if self.closed:
+            return []
+        if now >= self._expires:
+            return self._expire()
+        out: list[Output] = []
+        while self._timers and self._timers[0][0] <= now:
+            out += heapq.heappop(self._timers)[2]()
+        for response in list(self.responses):
+            out += response.tick(now, self.limiter)
+        return out + self._after(now)
+
+    def next_deadline(self) -> float:
+        """The next time :meth:`tick` has something to do (the driver may sleep until then)."""
+        times = [self._expires] + [t[0] for t in self._timers[:1]]
+        times += [d for r in self.responses if (d := r.next_due()) is not None]
+        return min(times)
+
+    def speech_ready(self, response_id: str, pcm: Pcm, now: float) -> list[Output]:
+        response = self.find_response(response_id)
+        if response is None or self.closed:
+            return []
+        response.speech_ready(pcm)
+        return self.tick(now)
+
+    def audio_played(self, response_id: str, played_ms: int, now: float, *, finished: bool) -> list[Output]:
+        """The output track sent a frame with audio of ``response_id`` (``played_ms`` so far in total);
+        ``finished``: no more of it is queued."""
+        response = self.find_response(response_id)
+        if response is None or self.closed:
+            return []
+        return response.audio_played(played_ms, finished) + self._after(now)
+
+    def _after(self, now: float) -> list[Output]:
+        for response in self.responses:
+            if response.samples_pushed:
+                self.assistant_audio_produced = True
+                self.last_audio_response = response.id
+        self.responses = [r for r in self.responses if not r.settled]
+        return []
+
+    def _expire(self) -> list[Output]:
+        self.closed = True
+        minutes = f"{self.options.session_max_seconds / 60:g}"
+        error = WireError("session_expired", f"Your session hit the maximum duration of {minutes} minutes.")
+        log.debug("session expired after %s minutes", minutes)
+        return [self.event("error", error=error.to_error(None)), CloseCall("session_expired")]
+
+    # --- turns ----------------------------------------------------------------------------------------------
+
+    def speech_started(self, audio_start_ms: int, now: float) -> list[Output]:
+        self.pending_item = self.ids.item()
+        self.turn_start_ms = audio_start_ms
+        out: list[Output] = [
+            self.event("input_audio_buffer.speech_started", audio_start_ms=audio_start_ms, item_id=self.pending_item)
+        ]
+        td = self.turn_detection
+        if td is not None and td.get("interrupt_response", True):
+            out += self.barge_in(now)
+        return out
+
+    def speech_stopped(self, audio_end_ms: int, now: float) -> list[Output]:
+        item_id = self.pending_item or self.ids.item()
+        self.pending_item = None
+        out: list[Output] = [
+            self.event("input_audio_buffer.speech_stopped", audio_end_ms=audio_end_ms, item_id=item_id)
+        ]
+        out += self.commit(self.input.take(self.turn_start_ms, audio_end_ms), item_id, now)
+        td = self.turn_detection
+        if td is not None and td.get("create_response", True):
+            if self.active_in_band() is None:
+                out += self.start_response({}, now)
+            else:
+                log.debug("turn ended while a response is active: no automatic response")
+        return out
+
+    def commit(self, pcm: Pcm, item_id: str, now: float) -> list[Output]:
+        """Turn committed audio into a user item: committed → item added/done, then transcription (async)."""
+        item = Item(item_id, "message", role="user", content=[{"type": "input_audio", "transcript": None}])
+        item.audio, item.audio_samples = pcm, int(pcm.size)
+        previous = self.conversation.add(item)
+        out: list[Output] = [
+            self.event("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id),
+            self.event("conversation.item.added", previous_item_id=previous, item=item.wire()),
+            self.event("conversation.item.done", previous_item_id=previous, item=item.wire()),
+        ]
+        text = self.scenario.next_utterance()
+        if self.session["audio"]["input"]["transcription"] is not None:
+            self._schedule_transcription(item, text, now)
+        return out
+
+    def _schedule_transcription(self, item: Item, text: str, now: float) -> None:
+        words = re.findall(r"\s*\S+", text) or [text]
+        when = now + self.options.transcription_latency
+        step = self.options.transcription_word_interval
+        for index, word in enumerate(words):
+            self.at(when + index * step, self._transcription_delta(item.id, word))
+
+        def completed() -> list[Output]:
+            item.content[0]["transcript"] = text
+            return [
+                self.event(
+                    "conversation.item.input_audio_transcription.completed",
+                    item_id=item.id,
+                    content_index=0,
+                    transcript=text,
+                    usage=transcription_usage(item.audio_samples, text),
+                )
+            ]
+
+        self.at(when + len(words) * step, completed)
+
+    def _transcription_delta(self, item_id: str, word: str) -> Callable[[], list[Output]]:
+        def delta() -> list[Output]:
+            return [
+                self.event(
+                    "conversation.item.input_audio_transcription.delta",
+                    item_id=item_id,
+                    content_index=0,
+                    delta=word,
+                    obfuscation=self.ids.obfuscation(),
+                )
+            ]
+
+        return delta
+
+    # --- the output buffer ----------------------------------------------------------------------------------
+
+    def barge_in(self, now: float) -> list[Output]:
+        """User speech while the model talks (``interrupt_response``): §6.4 cases (a), (b) and (c)."""
+        out: list[Output] = []
+        cut = [r for r in self.responses if r.audio_outstanding]
+        if cut:
+            out += [ClearAudio(), self.event("output_audio_buffer.cleared", response_id=cut[0].id)]
+            for response in cut:
+                response.clear_audio()
+        active = self.active_in_band()
+        if active is not None:
+            out += active.cancel("turn_detected", now, self.limiter)
+        out += self._truncate_cut(cut)
+        return out
+
+    def clear_output(self, now: float) -> list[Output]:
+        """``output_audio_buffer.clear``: silence now, ``cleared`` naming the response that was playing."""
+        cut = [r for r in self.responses if r.audio_outstanding]
+        target = cut[0].id if cut else self.last_audio_response
+        if target is None:
+            return [ClearAudio()]
+        out: list[Output] = [ClearAudio(), self.event("output_audio_buffer.cleared", response_id=target)]
+        for response in cut:
+            response.clear_audio()
+        return out + self._truncate_cut([r for r in cut if not r.active])
+
+    def _truncate_cut(self, cut: list[Response]) -> list[Output]:
+        out: list[Output] = []
+        for response in cut:
+            item = response.item
+            if response.in_band and item is not None and self.conversation.get(item.id) is not None:
+                end_ms = response.truncate_to_played()
+                out.append(
+                    self.event("conversation.item.truncated", item_id=item.id, content_index=0, audio_end_ms=end_ms)
+                )
+        return out
+
+    def start_response(self, params: dict[str, Any], now: float) -> list[Output]:
+        response = build_response(self, params, now)
+        self.responses.append(response)
+        return response.created() + response.tick(now, self.limiter)
