@@ -1,0 +1,329 @@
+"""The two ends of the WebRTC audio: :class:`MicTrack` (what we send) and :class:`Player` (what we hear).
+
+The Player's real-time half, the ring buffer a device's callback pulls from, is :class:`PlayoutBuffer` in
+:mod:`voicecoach.audio.playout`; this module is the event-loop side only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from ..errors import AudioError
+from .files import FrameSink, FrameSource, PullSink
+from .frames import (
+    WIRE_FRAME_SAMPLES,
+    WIRE_RATE,
+    Pcm,
+    PlayoutBuffer,
+    Resampler,
+    frame_from_pcm,
+    pcm_from_frame,
+    silence,
+)
+
+log = logging.getLogger(__name__)
+
+SILENCE_PEAK = 64  # |sample| at or below this (about -54 dBFS) counts as silence: Opus noise floor, not speech
+PUMP_BLOCK_MS = 10  # file sinks are clocked out in blocks of this size, like a device callback
+DRIFT_SLACK_MS = 60  # silent frames are dropped while more than prebuffer + this is queued
+HOLD_SILENCE_MS = 200  # after flush(): this much incoming silence means the cancelled response has stopped
+HOLD_MAX_S = 1.0  # ... and never discard incoming audio for longer than this after flush()
+
+
+class MicTrack(MediaStreamTrack):
+    """The microphone as an aiortc audio track: 48 kHz mono s16 frames of 960 samples, pts += 960.
+
+    Until :meth:`open_gate` it sends silence and does not touch the source (no mic audio may reach the server
+    before ``session.updated``). While ``muted`` it sends silence with continuous timestamps and keeps draining
+    the source, so audio resumes at once on unmute. A non-realtime source is paced by the wall clock; a
+    realtime one (a device) paces itself. If the source fails, the track goes on with silence and keeps the
+    error in ``source_error`` (the session stays up).
+    """
+
+    kind = "audio"
+
+    def __init__(self, source: FrameSource) -> None:
+        super().__init__()
+        self._source = source
+        self._gate = False
+        self._muted = False
+        self._start: float | None = None
+        self._pts = 0
+        self.frames_sent = 0
+        self.last_frame_sent_at = 0.0
+        self.source_error: AudioError | None = None
+
+    def open_gate(self) -> None:
+        if not self._gate:
+            log.debug("mic gate open")
+        self._gate = True
+
+    @property
+    def gate_open(self) -> bool:
+        return self._gate
+
+    @property
+    def muted(self) -> bool:
+        return self._muted
+
+    @muted.setter
+    def muted(self, value: bool) -> None:
+        if value != self._muted:
+            log.debug("mic %s", "muted" if value else "unmuted")
+        self._muted = value
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._pts += WIRE_FRAME_SAMPLES
+        use_source = self._gate and self.source_error is None
+        pcm: Pcm | None = None
+        if use_source and self._source.realtime:
+            pcm = await self._read()
+            # Re-anchor the clock so a later switch to clock pacing (source failure) continues from here.
+            self._start = time.monotonic() - self._pts / WIRE_RATE
+        else:
+            delay = self._start + self._pts / WIRE_RATE - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if use_source:
+                pcm = await self._read()
+        if pcm is None or self._muted:
+            pcm = silence(WIRE_FRAME_SAMPLES)
+        frame = frame_from_pcm(pcm, WIRE_RATE, self._pts)
+        self.frames_sent += 1
+        self.last_frame_sent_at = time.monotonic()
+        return frame
+
+    async def _read(self) -> Pcm | None:
+        try:
+            pcm = await self._source.read()
+        except AudioError as exc:
+            log.debug("mic source failed, sending silence from now on: %s", exc)
+            self.source_error = exc
+            return None
+        if pcm.shape != (WIRE_FRAME_SAMPLES,):  # a source broke its contract: fit rather than corrupt the stream
+            fitted = silence(WIRE_FRAME_SAMPLES)
+            flat = pcm.reshape(-1)[:WIRE_FRAME_SAMPLES]
+            fitted[: flat.size] = flat
+            pcm = fitted
+        return pcm
+
+
+@dataclass
+class _Segment:
+    """Non-silent output samples ``[start, end)`` in the playout buffer's write positions."""
+
+    start: int
+    end: int
+    response_id: str | None
+
+
+class Player:
+    """Plays the remote track into a sink, with a jitter pre-buffer, flush with fade, and play accounting.
+
+    Call order: ``run(track)`` once (it returns when the track ends); ``flush``/``mark_response`` and the
+    read-only figures any time on the event loop thread. A :class:`~voicecoach.audio.files.PullSink` (a
+    device) pulls from the buffer on its own audio thread; any other sink is clocked out by a task inside
+    ``run`` in blocks of ``PUMP_BLOCK_MS`` at wall-clock pace, so a time in the output file is a time in the
+    session (gaps are silence).
+
+    After ``flush()`` incoming audio is discarded until the cancelled response's tail has stopped arriving
+    (``HOLD_SILENCE_MS`` of silence), a different response is marked, or ``HOLD_MAX_S`` has passed: without
+    that, audio still in flight from the server would play right after the fade.
+    """
+
+    def __init__(self, sink: FrameSink, *, prebuffer_ms: int = 80) -> None:
+        self.sink = sink
+        self.rate = sink.rate
+        self._buf = PlayoutBuffer(sink.rate, sink.channels, prebuffer_ms=prebuffer_ms)
+        self._prebuffer = sink.rate * prebuffer_ms // 1000
+        self._resampler: Resampler | None = None
+        self._response_id: str | None = None
+        self._segments: deque[_Segment] = deque()
+        self._played: defaultdict[str | None, int] = defaultdict(int)
+        self._cuts_seen = 0
+        self._last_loud_played = -1
+        self._first_pos: int | None = None
+        self._want_first = False
+        self._first_audio_at: float | None = None
+        self._hold_since: float | None = None
+        self._hold_response: str | None = None
+        self._hold_silent = 0
+        self.frames_received = 0
+
+    # --- the event-loop side -----------------------------------------------------------------------------
+
+    async def run(self, track: MediaStreamTrack) -> None:
+        """Drain ``track`` until it ends (MediaStreamError), always, whatever the mute or flush state."""
+        if isinstance(self.sink, PullSink):
+            self.sink.start(self._buf.pull)
+            await self._drain(track)
+            return
+        try:
+            async with asyncio.TaskGroup() as tg:
+                pump = tg.create_task(self._pump(), name="player-pump")
+                try:
+                    await self._drain(track)
+                finally:
+                    pump.cancel()
+        except* AudioError as group:  # the sink failed (disk full...): surface its one-line error, not a group
+            raise group.exceptions[0] from None
+        self._write_rest()
+
+    async def _drain(self, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                log.debug("remote audio ended after %d frames", self.frames_received)
+                return
+            if isinstance(frame, av.AudioFrame):  # an audio track yields nothing else; the check narrows the type
+                self._on_frame(frame)
+
+    def _on_frame(self, frame: av.AudioFrame) -> None:
+        self.frames_received += 1
+        pcm = pcm_from_frame(frame)
+        r = self._resampler
+        if r is None or r.in_rate != frame.sample_rate or r.in_channels != pcm.shape[1]:
+            r = self._resampler = Resampler(frame.sample_rate, pcm.shape[1], self.sink.rate, self.sink.channels)
+        out = r.process(pcm)
+        # Judge the output, not the input: the resampler's delay carries the end of one frame into the next, so
+        # a silent frame right after held (discarded) audio would otherwise leak a few ms of it.
+        loud = bool(out.size) and int(np.abs(out.astype(np.int32)).max()) > SILENCE_PEAK
+        if loud and self._holding():
+            loud, out = False, np.zeros_like(out)
+        elif not loud and self._hold_since is not None:
+            self._hold_silent += pcm.shape[0] * 1000 // frame.sample_rate
+        if not loud and self._buf.buffered > self._prebuffer + self.rate * DRIFT_SLACK_MS // 1000:
+            return  # a sink clock slower than the sender's would grow the latency forever: shed silence
+        start = self._buf.write_pos
+        end = start + self._buf.push(out)
+        if not loud or end == start:
+            return
+        last = self._segments[-1] if self._segments else None
+        if last is not None and last.end == start and last.response_id == self._response_id:
+            last.end = end
+        else:
+            self._segments.append(_Segment(start, end, self._response_id))
+        if self._want_first:
+            self._want_first, self._first_pos = False, start
+
+    def _holding(self) -> bool:
+        """True while incoming audio is the tail of a flushed response (see the class docstring)."""
+        if self._hold_since is None:
+            return False
+        if self._hold_silent >= HOLD_SILENCE_MS or time.monotonic() - self._hold_since >= HOLD_MAX_S:
+            log.debug("player: hold after flush released")
+            self._hold_since = None
+            return False
+        self._hold_silent = 0
+        return True
+
+    async def _pump(self) -> None:
+        block = silence(self.rate * PUMP_BLOCK_MS // 1000, self.sink.channels).reshape(-1, self.sink.channels)
+        period = block.shape[0] / self.rate
+        start, done = time.monotonic(), 0
+        while True:
+            due = int((time.monotonic() - start) / period)
+            for _ in range(due - done):  # catch up after a stall: the file's timeline follows the wall clock
+                self._buf.pull(block)
+                self.sink.write(block.copy())
+            done = max(done, due)
+            await asyncio.sleep(max(0.0, start + (done + 1) * period - time.monotonic()))
+
+    def _write_rest(self) -> None:
+        """The track ended: a file gets what is still queued straight away (nobody waits for real time)."""
+        rest = self._buf.buffered
+        if rest > 0:
+            block = silence(rest, self.sink.channels).reshape(-1, self.sink.channels)
+            self._buf.pull(block, ignore_prebuffer=True)
+            self.sink.write(block)
+
+    def flush(self) -> None:
+        """Fade out over ~10 ms and drop everything queued: silent within one output block."""
+        self._buf.flush()
+        self._hold_since, self._hold_silent, self._hold_response = time.monotonic(), 0, self._response_id
+        log.debug("player: flush (%d samples queued)", self._buf.buffered)
+
+    def mark_response(self, response_id: str | None) -> None:
+        """Attribute subsequent non-silent audio to ``response_id`` (None: to nobody)."""
+        self._response_id = response_id
+        self._want_first, self._first_pos, self._first_audio_at = True, None, None
+        if response_id is not None and response_id != self._hold_response:
+            self._hold_since = None  # a new response's audio must not be discarded as the old one's tail
+
+    # --- figures (computed on the loop thread from what the audio side published) ------------------------
+
+    def played_ms(self, response_id: str) -> float:
+        """Milliseconds of ``response_id``'s audio actually played (consumed by the output), not just received."""
+        read = self._update()
+        partial = sum(min(s.end, read) - s.start for s in self._segments if s.response_id == response_id)
+        return (self._played[response_id] + max(0, partial)) * 1000 / self.rate
+
+    @property
+    def is_playing(self) -> bool:
+        """Non-silent audio was played within the last couple of output blocks."""
+        read = self._update()
+        _before, block, at = self._buf.last_pull
+        window = max(2 * block, self.rate * 2 * PUMP_BLOCK_MS // 1000)
+        fresh = time.monotonic() - at < 4 * window / self.rate
+        return fresh and self._last_loud_played > read - window
+
+    @property
+    def first_audio_at(self) -> float | None:
+        """Monotonic time the first non-silent sample since ``mark_response`` reached the output."""
+        read = self._update()
+        if self._first_audio_at is None and self._first_pos is not None and read > self._first_pos:
+            before, _block, at = self._buf.last_pull
+            latency = getattr(self.sink, "output_latency", 0.0)
+            self._first_audio_at = at + (self._first_pos - before) / self.rate + latency
+        return self._first_audio_at
+
+    @property
+    def underruns(self) -> int:
+        return self._buf.underruns
+
+    @property
+    def buffered_ms(self) -> float:
+        return self._buf.buffered * 1000 / self.rate
+
+    def _update(self) -> int:
+        """Apply new flush cuts, retire played segments; return the read position."""
+        read = self._buf.read_pos  # read before the cuts: a cut is published before the jump it explains
+        cuts, self._cuts_seen = self._buf.cuts_since(self._cuts_seen)
+        for lo, hi in cuts:
+            self._cut(lo, hi)
+        while self._segments and self._segments[0].end <= read:
+            s = self._segments.popleft()
+            self._played[s.response_id] += s.end - s.start
+            self._last_loud_played = s.end - 1
+        if self._segments and self._segments[0].start < read:
+            self._last_loud_played = read - 1
+        return read
+
+    def _cut(self, lo: int, hi: int) -> None:
+        kept: deque[_Segment] = deque()
+        for s in self._segments:
+            if s.end <= lo or s.start >= hi:
+                kept.append(s)
+                continue
+            if s.start < lo:
+                kept.append(_Segment(s.start, lo, s.response_id))
+            if s.end > hi:
+                kept.append(_Segment(hi, s.end, s.response_id))
+        self._segments = kept
+        if self._first_pos is not None and lo <= self._first_pos < hi:
+            self._want_first, self._first_pos = True, None  # never played: wait for the next loud sample
