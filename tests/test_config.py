@@ -75,7 +75,12 @@ def test_nested_coach_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     ("toml", "env", "flags", "expected"),
     [
         ('noise_reduction = "loud"\n', {}, {}, "invalid noise_reduction from config file"),
-        ("", {"VOICECOACH_VAD_THRESHOLD": "7"}, {}, "invalid vad_threshold from environment variable VOICECOACH_VAD_THRESHOLD"),
+        (
+            "",
+            {"VOICECOACH_VAD_THRESHOLD": "7"},
+            {},
+            "invalid vad_threshold from environment variable VOICECOACH_VAD_THRESHOLD",
+        ),
         ("", {}, {"duration": -1.0}, "invalid duration from --duration"),
         ("", {}, {"base_url": "ftp://x"}, "invalid base_url from --base-url"),
         ("bogus = 1\n", {}, {}, "unknown setting 'bogus' in config file"),
@@ -83,7 +88,12 @@ def test_nested_coach_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     ],
 )
 def test_errors_name_source_field_and_allowed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str, env: dict[str, str], flags: dict[str, object], expected: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    toml: str,
+    env: dict[str, str],
+    flags: dict[str, object],
+    expected: str,
 ) -> None:
     for k, v in env.items():
         monkeypatch.setenv(k, v)

@@ -120,7 +120,7 @@ async def test_client_gets_an_ek_through_the_token_server(
     fake, _ = upstream
     url = await token_server()
     async with aiohttp.ClientSession() as http:
-        minted = await fetch_from_token_server(http, url, SecretStr(SECRET), timeout=5)
+        minted = await fetch_from_token_server(http, url, SecretStr(SECRET), timeout_s=5)
     assert minted.value.get_secret_value() == EK
     assert minted.expires_at == 1767233035
     [(authorization, body)] = fake.seen
@@ -159,7 +159,7 @@ async def test_client_maps_401_to_auth_error(token_server: StartServer, secret: 
     url = await token_server()
     async with aiohttp.ClientSession() as http:
         with pytest.raises(errors.AuthError) as info:
-            await fetch_from_token_server(http, url, secret, timeout=5)
+            await fetch_from_token_server(http, url, secret, timeout_s=5)
     assert "HTTP 401" in str(info.value) and "VOICECOACH_TOKEN_SECRET" in str(info.value)
     assert not info.value.retryable
 
@@ -177,7 +177,7 @@ async def test_rate_limit_holds_burst_then_429_with_retry_after(
     assert len(upstream[0].seen) == 3
     async with aiohttp.ClientSession() as http:
         with pytest.raises(errors.RateLimitError, match="HTTP 429"):
-            await fetch_from_token_server(http, url, SecretStr(SECRET), timeout=5)
+            await fetch_from_token_server(http, url, SecretStr(SECRET), timeout_s=5)
 
 
 async def test_rate_limit_also_slows_secret_guessing(token_server: StartServer) -> None:
@@ -225,7 +225,7 @@ async def test_upstream_401_becomes_502_with_a_clear_message(
     assert API_KEY not in body and "upstreamKEY" not in body
     async with aiohttp.ClientSession() as http:
         with pytest.raises(errors.ServerUnavailable) as info:
-            await fetch_from_token_server(http, url, SecretStr(SECRET), timeout=5)
+            await fetch_from_token_server(http, url, SecretStr(SECRET), timeout_s=5)
     assert "HTTP 502" in str(info.value) and "OPENAI_API_KEY" in str(info.value)
 
 
@@ -249,7 +249,7 @@ async def test_no_secret_in_logs_or_error_bodies(
     replies += [await post(url, SECRET) for _ in range(2)]  # 502, then 429
     async with aiohttp.ClientSession() as http:
         with pytest.raises(errors.RateLimitError) as info:
-            await fetch_from_token_server(http, url, SecretStr(SECRET), timeout=5)
+            await fetch_from_token_server(http, url, SecretStr(SECRET), timeout_s=5)
     assert [status for status, _, _ in replies] == [200, 401, 401, 502, 502, 429]
     assert EK in replies[0][2]  # the one place an ek_ may appear
     for _, headers, body in replies[1:]:
@@ -263,9 +263,9 @@ async def test_no_secret_in_logs_or_error_bodies(
 async def test_client_error_mapping_without_a_token_server() -> None:
     async with aiohttp.ClientSession() as http:
         with pytest.raises(errors.Unreachable, match="--token-url"):
-            await fetch_from_token_server(http, f"http://127.0.0.1:{closed_port()}/v1/token", None, timeout=5)
+            await fetch_from_token_server(http, f"http://127.0.0.1:{closed_port()}/v1/token", None, timeout_s=5)
         with pytest.raises(errors.ConfigError, match="--token-url"):
-            await fetch_from_token_server(http, "127.0.0.1:8766/v1/token", None, timeout=5)
+            await fetch_from_token_server(http, "127.0.0.1:8766/v1/token", None, timeout_s=5)
 
 
 async def test_client_times_out_and_rejects_a_non_token_server() -> None:
@@ -285,9 +285,9 @@ async def test_client_times_out_and_rejects_a_non_token_server() -> None:
     try:
         async with aiohttp.ClientSession() as http:
             with pytest.raises(errors.SignalingTimeout, match=r"within 0\.2 s"):
-                await fetch_from_token_server(http, f"{url}/slow", None, timeout=0.2)
+                await fetch_from_token_server(http, f"{url}/slow", None, timeout_s=0.2)
             with pytest.raises(errors.ServerUnavailable, match="no usable 'value'"):
-                await fetch_from_token_server(http, f"{url}/html", None, timeout=5)
+                await fetch_from_token_server(http, f"{url}/html", None, timeout_s=5)
     finally:
         release.set()
         await runner.cleanup()
@@ -330,7 +330,7 @@ async def test_run_token_server_prints_its_url_serves_and_stops_on_sigterm(upstr
         url = line.split()[-1]
         assert url.endswith(TOKEN_PATH)
         async with aiohttp.ClientSession() as http:
-            minted = await fetch_from_token_server(http, url, SecretStr(SECRET), timeout=5)
+            minted = await fetch_from_token_server(http, url, SecretStr(SECRET), timeout_s=5)
         assert minted.value.get_secret_value() == EK
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):

@@ -31,7 +31,7 @@ ENV_PREFIX = "VOICECOACH_"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 # The TOML values of the load in progress; a ContextVar because pydantic-settings builds sources on a classmethod.
-_toml_values: ContextVar[dict[str, Any]] = ContextVar("_toml_values", default={})
+_toml_values: ContextVar[dict[str, Any] | None] = ContextVar("_toml_values", default=None)
 
 
 def default_config_path() -> Path:
@@ -65,9 +65,17 @@ class Settings(BaseSettings):
     model: str = "gpt-realtime-1.5"
     voice: str = "alloy"
     token_ttl_seconds: int = Field(default=600, ge=10, le=7200)
+    # A token server (voicecoach token-server) mints ephemeral keys for clients that hold no API key.
+    token_url: str | None = None
+    token_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("token_secret", "VOICECOACH_TOKEN_SECRET")
+    )
     ice_servers: Annotated[list[str], NoDecode] = []
     ice_hosts: Annotated[list[str], NoDecode] = []
     http_timeout: float = Field(default=10.0, gt=0)
+    # The server ends a session after 60 minutes (session_expired); we renew it this long before that.
+    session_max_seconds: float = Field(default=3600.0, gt=0)
+    rollover_margin_seconds: float = Field(default=120.0, ge=0)
     connect_timeout: float = Field(default=10.0, gt=0)
 
     # --- listening ---------------------------------------------------------------------------------------
@@ -94,6 +102,7 @@ class Settings(BaseSettings):
     events_file: Path | None = None
     duration: float | None = Field(default=None, gt=0)
     plain: bool = False
+    keep_sessions: bool = True  # write each session's transcript to the user data dir
 
     # --- the coach ([coach] in the TOML file, VOICECOACH_COACH__QUICK_SECONDS=8 in the environment) ------
     coach: CoachSettings = CoachSettings()
@@ -117,7 +126,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # First wins: flags (init), then the environment, then the TOML file; defaults last.
-        return (init_settings, env_settings, InitSettingsSource(settings_cls, _toml_values.get()))
+        return (init_settings, env_settings, InitSettingsSource(settings_cls, _toml_values.get() or {}))
 
 
 def load_settings(config_path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:

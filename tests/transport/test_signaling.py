@@ -62,7 +62,7 @@ async def scripted() -> AsyncIterator[tuple[Scripted, str]]:
 async def test_client_secret_success_sends_bearer_and_ga_body(scripted: tuple[Scripted, str]) -> None:
     s, base = scripted
     async with aiohttp.ClientSession() as http:
-        secret = await create_client_secret(http, base, KEY, REQUEST, timeout=2)
+        secret = await create_client_secret(http, base, KEY, REQUEST, timeout_s=2)
     assert secret.value.get_secret_value() == "ek_abc"
     path, headers, body = s.seen[0]
     assert path == "/v1/realtime/client_secrets"
@@ -79,7 +79,7 @@ async def test_offer_success_returns_answer_and_call_id(scripted: tuple[Scripted
         headers={"Location": "/v1/realtime/calls/rtc_abc123"},
     )
     async with aiohttp.ClientSession() as http:
-        answer = await post_offer(http, base, EK, "v=0\r\noffer", timeout=2)
+        answer = await post_offer(http, base, EK, "v=0\r\noffer", timeout_s=2)
     assert answer.call_id == "rtc_abc123"
     assert answer.sdp.startswith("v=0")
     _, headers, body = s.seen[0]
@@ -111,7 +111,7 @@ async def test_client_secret_failures(
     s.reply = reply
     async with aiohttp.ClientSession() as http:
         with pytest.raises(error) as info:
-            await create_client_secret(http, base, KEY, REQUEST, timeout=2)
+            await create_client_secret(http, base, KEY, REQUEST, timeout_s=2)
     message = str(info.value)
     assert words in message
     assert "\n" not in message
@@ -123,7 +123,7 @@ async def test_offer_rejected_quotes_server_message(scripted: tuple[Scripted, st
     s.reply = json_error(400, "Invalid SDP: expected v=0")
     async with aiohttp.ClientSession() as http:
         with pytest.raises(errors.RequestRejected, match="Invalid SDP: expected v=0"):
-            await post_offer(http, base, EK, "garbage", timeout=2)
+            await post_offer(http, base, EK, "garbage", timeout_s=2)
 
 
 async def test_offer_answer_that_is_not_sdp(scripted: tuple[Scripted, str]) -> None:
@@ -131,7 +131,7 @@ async def test_offer_answer_that_is_not_sdp(scripted: tuple[Scripted, str]) -> N
     s.reply = web.Response(status=201, text="<html>proxy page</html>")
     async with aiohttp.ClientSession() as http:
         with pytest.raises(errors.ServerUnavailable, match="not SDP"):
-            await post_offer(http, base, EK, "v=0", timeout=2)
+            await post_offer(http, base, EK, "v=0", timeout_s=2)
 
 
 async def test_timeout(scripted: tuple[Scripted, str]) -> None:
@@ -139,7 +139,7 @@ async def test_timeout(scripted: tuple[Scripted, str]) -> None:
     s.delay = 5.0
     async with aiohttp.ClientSession() as http:
         with pytest.raises(errors.SignalingTimeout, match=r"within 0\.2 s"):
-            await create_client_secret(http, base, KEY, REQUEST, timeout=0.2)
+            await create_client_secret(http, base, KEY, REQUEST, timeout_s=0.2)
 
 
 async def test_connection_refused() -> None:
@@ -149,7 +149,7 @@ async def test_connection_refused() -> None:
     # Nothing listens on that port now.
     async with aiohttp.ClientSession() as http:
         with pytest.raises(errors.Unreachable, match=re.escape(f"127.0.0.1:{port}")):
-            await create_client_secret(http, f"http://127.0.0.1:{port}/v1", KEY, REQUEST, timeout=2)
+            await create_client_secret(http, f"http://127.0.0.1:{port}/v1", KEY, REQUEST, timeout_s=2)
 
 
 class FailingResolver(aiohttp.abc.AbstractResolver):
@@ -165,7 +165,7 @@ class FailingResolver(aiohttp.abc.AbstractResolver):
 async def test_dns_failure() -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=FailingResolver())) as http:
         with pytest.raises(errors.Unreachable, match=r"cannot resolve 'api\.example\.invalid'"):
-            await create_client_secret(http, "https://api.example.invalid/v1", KEY, REQUEST, timeout=2)
+            await create_client_secret(http, "https://api.example.invalid/v1", KEY, REQUEST, timeout_s=2)
 
 
 def test_auth_and_quota_errors_are_not_retryable() -> None:

@@ -75,6 +75,7 @@ class Coach:
         self._count = 0
         self.sessions = 0  # how many times we connected; > 1 means the context must be carried over
         self._server_items: set[str] = set()  # user items that exist in the current server session
+        self._server_tracks_playback = False  # seen output_audio_buffer.* from this server
         self.reconfigure(self.settings)
 
     # --- configuration --------------------------------------------------------------------------------
@@ -161,8 +162,10 @@ class Coach:
             case se.ResponseDone():
                 return self._on_response_done(event, now)
             case se.OutputAudioBufferStarted():
+                self._server_tracks_playback = True
                 return self._audio_started(self._hint_for(event.response_id), now)
             case se.OutputAudioBufferStopped() | se.OutputAudioBufferCleared():
+                self._server_tracks_playback = True
                 return self._audio_finished(self._hint_for(event.response_id), now)
             case (
                 se.SpeechStarted()
@@ -179,11 +182,21 @@ class Coach:
                 assert_never(event)
 
     def playback(self, playing: bool, now: float) -> list[Action]:
-        """The local player started or stopped making sound (a fallback for servers without output_audio_buffer.*)."""
-        hint = self._hints[0] if self._hints else None
+        """The local player started, or has been quiet for a while (the runner applies the hang-over).
+
+        The first sound starts the latency clock whatever the server does. The end of a hint is taken from the
+        local player only for servers that never send ``output_audio_buffer.*`` (WebRTC peers other than
+        OpenAI's): pauses between sentences must not end a hint that "got it" should still be able to cut.
+        """
+        hint = self._audible_hint()
         if playing:
             return self._audio_started(hint, now)
-        if hint is not None and hint.response_id is not None and not hint.generating:
+        if (
+            not self._server_tracks_playback
+            and hint is not None
+            and hint.audio_started_at is not None
+            and not hint.generating
+        ):
             return self._audio_finished(hint, now)
         return []
 
@@ -293,7 +306,7 @@ class Coach:
         self._hints = [h for h in self._hints if h.response_id is None]
         if self.state is State.SPEAKING:
             actions += self._move(Move.INTERRUPT)
-        actions += [Notice("info", f"interrupted ({why})"), *self._mic_actions()]
+        actions += [Notice("info", f"interrupted ({why})", {"interrupt": why}), *self._mic_actions()]
         return actions
 
     def _on_response_created(self, event: se.ResponseCreated, now: float) -> list[Action]:

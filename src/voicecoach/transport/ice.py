@@ -31,9 +31,7 @@ def pin_host_addresses(addresses: Sequence[str]) -> None:
         try:
             pinned.append(str(ipaddress.ip_address(address)))
         except ValueError as exc:
-            raise ConfigError(
-                f"--ice-host {address!r} is not an IP address; give one like 127.0.0.1"
-            ) from exc
+            raise ConfigError(f"--ice-host {address!r} is not an IP address; give one like 127.0.0.1") from exc
 
     def pinned_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
         return [a for a in pinned if (use_ipv6 if ":" in a else use_ipv4)]

