@@ -1,0 +1,281 @@
+"""The full-screen terminal UI (Textual): status bar, live transcript, event log, settings and help.
+
+:class:`CoachApp` owns one session. On mount it builds the session with its own :class:`TuiView` and runs
+``session.run()`` in a Textual worker (owned by the app, cancelled by Textual if the app goes away). Keys become
+:class:`~voicecoach.coach.actions.Intent` values on ``session.intents``. When the session ends the app shows a
+summary and exits with 0, or with the ``exit_code`` of the :class:`~voicecoach.errors.VoicecoachError` that
+ended it; no exception from the session ever reaches the screen as a traceback.
+
+Quitting is graceful first: ``q`` sends the QUIT intent (the coach closes the session), a second ``q`` calls
+``session.stop()``, a third cancels the worker, a fourth exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
+from textual.screen import ModalScreen
+from textual.widgets import Footer
+from textual.worker import Worker
+
+from ..coach.actions import Intent, Metric, Notice, StatusChanged, TranscriptChanged
+from ..coach.conversation import Message
+from ..coach.settings import CoachSettings
+from ..coach.state import State
+from ..config import Settings
+from ..config_writer import save_coach_settings
+from ..errors import VoicecoachError
+from .tui_screens import HelpScreen, SettingsScreen
+from .tui_view import Pending, StatusModel, TuiView, log_entries
+from .tui_widgets import EventLog, StatusBar, Transcript
+from .view import View
+
+log = logging.getLogger(__name__)
+
+FLUSH_HZ = 30.0
+LINGER_S = 2.0  # how long the summary stays on screen when the session ends by itself
+ALERTS_PER_BATCH = 3  # toasts per batch; a burst of errors must not bury the screen in notifications
+_LIVE = frozenset({State.LISTENING, State.SPEAKING, State.MUTED})
+_MAIN_SCREEN_ACTIONS = frozenset({"intent", "toggle_log", "settings", "help", "quit"})
+
+
+class ReportLike(Protocol):
+    """What the app reads from the value ``run()`` returns (``runner.SessionReport`` fits)."""
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def cost_usd(self) -> float: ...
+
+
+class SessionControl(Protocol):
+    """The part of :class:`voicecoach.runner.SessionRunner` the UI drives."""
+
+    @property
+    def intents(self) -> asyncio.Queue[Intent]: ...
+
+    def stop(self, reason: str = "stopped") -> None: ...
+
+    async def run(self) -> ReportLike: ...
+
+    def apply_coach_settings(self, settings: CoachSettings) -> None:
+        """Use new coach settings at once. Raises ValueError for unusable phrases."""
+
+
+MakeSession = Callable[[View], SessionControl]
+
+
+class CoachApp(App[int]):
+    """The terminal UI of one session. ``run()`` returns the exit code (also in ``return_code``).
+
+    After exit, ``summary`` holds the last line (summary or error) and ``report`` the session's report (None if
+    it failed), so the caller can print them once the terminal is back to normal.
+    """
+
+    CSS_PATH = "tui.tcss"
+    TITLE = "voicecoach"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("h", "intent('quick')", "Quick hint"),
+        Binding("g", "intent('full')", "Guidance"),
+        Binding("i", "intent('interrupt')", "Interrupt"),
+        Binding("space", "intent('interrupt')", "Interrupt", show=False),
+        Binding("m", "intent('mute')", "Mute"),
+        Binding("l", "toggle_log", "Log"),
+        Binding("s", "settings", "Settings"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        make_session: MakeSession,
+        config_path: Path,
+        *,
+        linger_s: float = LINGER_S,
+        flush_hz: float = FLUSH_HZ,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.config_path = config_path
+        self.view = TuiView()
+        self.status = StatusModel(model=settings.model)
+        self.session: SessionControl | None = None
+        self.session_running = False
+        self.report: ReportLike | None = None
+        self.summary: str | None = None
+        self.linger_s = linger_s
+        self.flush_hz = flush_hz
+        self._make_session = make_session
+        self._worker: Worker[None] | None = None
+        self._quit_presses = 0
+        self._result = 0
+        self._t0: float | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield Transcript(id="transcript")
+        yield EventLog(id="event-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.transcript = self.query_one(Transcript)
+        self.event_log = self.query_one(EventLog)
+        self.status_bar = self.query_one(StatusBar)
+        self.event_log.display = False
+        self.status_bar.show_status(self.status)
+        self.transcript.focus()
+        # Timers and workers started here belong to the app: Textual stops and cancels them when it exits.
+        self.set_interval(1 / self.flush_hz, self.apply_pending, name="apply-pending")
+        self._worker = self.run_worker(self._run_session(), name="session", exit_on_error=False)
+
+    async def _run_session(self) -> None:
+        try:
+            self.session = self._make_session(self.view)
+            self.session_running = True
+            report = await self.session.run()
+        except VoicecoachError as exc:
+            self._finished(f"session failed: {exc}", exc.exit_code, "error")
+        except asyncio.CancelledError:
+            if self._quit_presses >= 3:  # a forced quit; otherwise Textual is shutting down and we stay quiet
+                self._finished("quit before the session had closed", 1, "warning")
+            raise
+        except Exception as exc:  # a bug below us: keep the screen intact, report it, exit non-zero
+            log.debug("session crashed", exc_info=True)
+            self._finished(f"session crashed: {type(exc).__name__}: {exc}", 1, "error")
+        else:
+            self.report = report
+            self._finished(f"session ended: {report.reason} · cost ${report.cost_usd:.4f}", 0, "information")
+
+    def _finished(self, text: str, code: int, severity: SeverityLevel) -> None:
+        self.session_running = False
+        self.apply_pending()  # the last actions of the session must be on screen with the summary
+        self.summary = text
+        self._result = code
+        log.debug("session finished (exit %d): %s", code, text)
+        entry = (Notice("error" if code else "info", text), self.view.last_now)
+        self.event_log.add(log_entries([entry], self._t0))
+        self.notify(text, severity=severity, markup=False)
+        if self._quit_presses or self.linger_s <= 0:
+            self._exit_now()
+        else:
+            self.set_timer(self.linger_s, self._exit_now, name="linger")
+
+    def _exit_now(self) -> None:
+        self.exit(self._result, return_code=self._result)
+
+    # --- batched updates ----------------------------------------------------------------------------------
+
+    def apply_pending(self) -> None:
+        """Apply everything the runner showed since the last call, as one batch (called ~30 times a second)."""
+        batch = self.view.drain()
+        if not batch:
+            return
+        if self._t0 is None:
+            self._t0 = next((now for _item, now in batch if now is not None), None)
+        self._apply(batch)
+
+    def _apply(self, batch: list[Pending]) -> None:
+        # Deltas of one message collapse into one widget update; dict order keeps each line where it first was.
+        updates: dict[tuple[str, str], tuple[Message, bool]] = {}
+        alerts: list[Notice] = []
+        status_before = self.status.render()
+        for item, _now in batch:
+            match item:
+                case StatusChanged(state=state):
+                    self.status.on_state(state)
+                case TranscriptChanged(message=message, final=final):
+                    updates[(message.role, message.item_id)] = (message, final)
+                case Notice(level=level):
+                    self.status.on_notice(item)
+                    if level in ("warning", "error"):
+                        alerts.append(item)
+                case Metric():
+                    self.status.on_metric(item)
+                case _:
+                    pass
+        if updates:
+            self.transcript.upsert(updates.values())
+        status_after = self.status.render()
+        if status_after != status_before:
+            self.status_bar.update(status_after)
+        self.event_log.add(log_entries(batch, self._t0))
+        for notice in alerts[:ALERTS_PER_BATCH]:
+            self.notify(notice.text, severity="error" if notice.level == "error" else "warning", markup=False)
+        if len(alerts) > ALERTS_PER_BATCH:
+            more = len(alerts) - ALERTS_PER_BATCH
+            self.notify(f"{more} more warnings or errors: press l for the event log", severity="warning")
+
+    # --- keys -----------------------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The main screen's keys do nothing under a dialog (its own keys and inputs come first).
+        if action in _MAIN_SCREEN_ACTIONS and isinstance(self.screen, ModalScreen):
+            return False
+        return True
+
+    def action_intent(self, value: str) -> None:
+        if self.session is None or not self.session_running:
+            self.notify("the session is not running", severity="warning")
+            return
+        self.session.intents.put_nowait(Intent(value))
+
+    async def action_quit(self) -> None:
+        """``q`` (and Ctrl+Q): graceful first, more forceful on each further press; exits if nothing runs."""
+        session, worker = self.session, self._worker
+        if session is None or worker is None or not self.session_running:
+            self._exit_now()
+            return
+        self._quit_presses += 1
+        log.debug("quit pressed (%d)", self._quit_presses)
+        if self._quit_presses == 1:
+            session.intents.put_nowait(Intent.QUIT)
+            if self.status.state not in _LIVE:
+                # The runner only reads intents once connected; while connecting, stop is the way out.
+                session.stop("quit")
+        elif self._quit_presses == 2:
+            session.stop("quit")
+        elif self._quit_presses == 3:
+            worker.cancel()
+        else:
+            self._exit_now()
+
+    def action_toggle_log(self) -> None:
+        self.event_log.display = not self.event_log.display
+        if self.event_log.display:
+            # After the next refresh: the log must know its width to wrap long lines at the screen's edge.
+            self.call_after_refresh(self.event_log.rebuild)
+
+    def action_settings(self) -> None:
+        self.push_screen(SettingsScreen(self.settings.coach, self._save_settings), self._settings_closed)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.settings.coach))
+
+    def _save_settings(self, new: CoachSettings) -> str | None:
+        """Apply to the running session, then persist. Returns an error line, or None when both worked."""
+        if self.session is not None and self.session_running:
+            try:
+                self.session.apply_coach_settings(new)
+            except ValueError as exc:
+                return f"not applied: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        self.settings = self.settings.model_copy(update={"coach": new})
+        try:
+            save_coach_settings(self.config_path, new)
+        except VoicecoachError as exc:
+            return f"applied to this session, but not saved: {exc}"
+        return None
+
+    def _settings_closed(self, result: CoachSettings | None) -> None:
+        if result is not None:
+            self.notify(f"settings saved to {self.config_path}", markup=False)

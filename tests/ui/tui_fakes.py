@@ -1,0 +1,93 @@
+"""A fake session for the terminal UI tests: run() waits for stop(); the test pushes actions through its View."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from textual.pilot import Pilot
+
+from voicecoach.coach.actions import Action, Intent
+from voicecoach.coach.conversation import Message
+from voicecoach.coach.settings import CoachSettings
+from voicecoach.ui.view import View
+
+WAIT_S = 5.0
+
+
+@dataclass
+class FakeReport:
+    reason: str = "quit"
+    cost_usd: float = 0.0123
+
+
+class FakeSession:
+    def __init__(self, view: View) -> None:
+        self.view = view
+        self.intents: asyncio.Queue[Intent] = asyncio.Queue()
+        self.applied: list[CoachSettings] = []
+        self.stop_reasons: list[str] = []
+        self.fail_with: BaseException | None = None
+        self.reject_settings: str | None = None
+        self.ignore_stop = False
+        self.report = FakeReport()
+        self._stopped = asyncio.Event()
+        self.now = 100.0
+
+    def stop(self, reason: str = "stopped") -> None:
+        self.stop_reasons.append(reason)
+        self._stopped.set()
+
+    async def run(self) -> FakeReport:
+        if self.ignore_stop:
+            await asyncio.Event().wait()  # a session stuck while closing: only cancellation ends it
+        await self._stopped.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.report.reason = self.stop_reasons[0]
+        return self.report
+
+    def apply_coach_settings(self, settings: CoachSettings) -> None:
+        if self.reject_settings is not None:
+            raise ValueError(self.reject_settings)
+        self.applied.append(settings)
+
+    def push(self, *actions: Action) -> None:
+        for action in actions:
+            self.now += 0.01
+            self.view.show(action, self.now)
+
+
+class SessionFactory:
+    """``make_session`` for CoachApp; keeps the session it made so the test can drive it."""
+
+    def __init__(self, configure: Callable[[FakeSession], None] | None = None) -> None:
+        self.session: FakeSession | None = None
+        self.configure = configure
+
+    def __call__(self, view: View) -> FakeSession:
+        self.session = FakeSession(view)
+        if self.configure is not None:
+            self.configure(self.session)
+        return self.session
+
+
+def msg(
+    item_id: str,
+    role: Literal["user", "coach"],
+    text: str,
+    *,
+    done: bool = False,
+    tier: str | None = None,
+    interrupted: bool = False,
+) -> Message:
+    return Message(item_id=item_id, role=role, text=text, done=done, tier=tier, interrupted=interrupted)
+
+
+async def wait_until(pilot: Pilot[int], condition: Callable[[], object], within: float = WAIT_S) -> None:
+    """Poll ``condition`` between app ticks; fail the test (TimeoutError) if it does not hold in time."""
+    async with asyncio.timeout(within):
+        while not condition():
+            await pilot.pause(0.01)
