@@ -76,7 +76,7 @@ async def run_tui(
 ) -> int:
     from .ui.tui import CoachApp
 
-    _log_to_file()  # anything written to stderr would tear the full-screen display
+    quiet_logging_for_tui()
     runners: list[SessionRunner] = []
 
     def make_session(view: View) -> SessionRunner:
@@ -109,7 +109,8 @@ def print_summary(view: View, report: SessionReport) -> None:
         view.info(f"transcript: {report.session_path} (voicecoach sessions show {report.session_path.stem})")
 
 
-def _log_to_file() -> None:
+def quiet_logging_for_tui() -> None:
+    """Anything written to stderr would tear the full-screen display: log to a file (--debug) or nowhere."""
     root = logging.getLogger()
     if root.level <= logging.DEBUG:
         path = platformdirs.user_log_path("voicecoach") / "voicecoach.log"

@@ -137,7 +137,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return _run_async(lambda stop: run_demo(stop, output_file=args.output_file, events_file=args.events_file))
+    return _run_async(
+        lambda stop: run_demo(stop, output_file=args.output_file, events_file=args.events_file, plain=args.plain)
+    )
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:

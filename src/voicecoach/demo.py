@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .audio.files import NullSink, PcmSource, WavSink
+from .app import use_tui
+from .audio.files import FrameSink, NullSink, PcmSource, WavSink
 from .audio.frames import WIRE_RATE, Pcm, silence
-from .config import load_settings
+from .config import Settings, load_settings
+from .errors import AudioError
 from .runner import SessionReport, SessionRunner
 from .server import RealtimeServer, Scenario, ServerConfig
 from .server.voice import speech_pcm
@@ -63,9 +66,88 @@ def meeting_audio(lines: tuple[Line, ...] = MEETING) -> Pcm:
     return np.concatenate(parts)
 
 
-async def run_demo(on_stop: StopHook, *, output_file: Path | None = None, events_file: Path | None = None) -> int:
-    view = PlainView()
-    report = await demo_session(view, on_stop, output_file=output_file, events_file=events_file)
+async def run_demo(
+    on_stop: StopHook,
+    *,
+    output_file: Path | None = None,
+    events_file: Path | None = None,
+    plain: bool | None = None,
+) -> int:
+    """Start the local server, play the scripted meeting into a real session, print a summary."""
+    scenario = Scenario(utterances=[line.text for line in MEETING], responses=list(HINTS))
+    source = PcmSource(meeting_audio(), WIRE_RATE)
+    sink, where = demo_sink(output_file)
+    async with RealtimeServer(ServerConfig(scenario=scenario)) as server:
+        overrides = {
+            "base_url": server.base_url,
+            "api_key": "sk-demo-local",
+            "ice_hosts": ["127.0.0.1"],
+            "events_file": events_file,
+            "duration": 40.0,  # a safety net; the end of the scripted meeting stops the session first
+            "plain": plain,
+            "output_file": output_file,
+        }
+        settings = load_settings(None, overrides)
+        runners: list[SessionRunner] = []
+
+        def make_session(view: View) -> SessionRunner:
+            runner = SessionRunner(settings, view, source, sink, store=SessionStore())
+            runners.append(runner)
+            return runner
+
+        def stop_all(reason: str) -> None:
+            for runner in runners:
+                runner.stop(reason)
+
+        on_stop(stop_all)
+        ender = asyncio.create_task(_end_after_meeting(source, stop_all), name="demo-ender")
+        try:
+            if use_tui(settings):
+                code, report = await _demo_tui(settings, make_session)
+            else:
+                view = PlainView()
+                view.info("voicecoach demo: a scripted meeting against the built-in local server")
+                view.info(f"the coach's voice goes to {where}")
+                code, report = 0, await make_session(view).run()
+        finally:
+            ender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ender
+    if report is not None:
+        print_demo_summary(PlainView(), report, output_file=output_file, events_file=events_file)
+    return code
+
+
+def demo_sink(output_file: Path | None) -> tuple[FrameSink, str]:
+    """Where the coach's voice goes: the file asked for, else the default output device, else nowhere."""
+    if output_file is not None:
+        return WavSink(output_file), str(output_file)
+    try:
+        from .audio.devices import open_sink
+
+        return open_sink(None, None), "the default output device"
+    except AudioError:
+        return NullSink(), "no sound device (none found; use --output-file to keep it)"
+
+
+async def _demo_tui(
+    settings: Settings, make_session: Callable[[View], SessionRunner]
+) -> tuple[int, SessionReport | None]:
+    from .app import quiet_logging_for_tui
+    from .ui.tui import CoachApp
+
+    quiet_logging_for_tui()
+    app = CoachApp(settings, make_session, Path(tempfile.gettempdir()) / "voicecoach-demo-settings.toml")
+    code = await app.run_async()
+    if app.summary:
+        print(app.summary)
+    report = app.report if isinstance(app.report, SessionReport) else None
+    return (code if code is not None else app.return_code or 0), report
+
+
+def print_demo_summary(
+    view: View, report: SessionReport, *, output_file: Path | None, events_file: Path | None
+) -> None:
     view.info(f"demo finished: {report.reason}")
     for name, label in LATENCIES.items():
         values = [m.value for m in report.metrics if m.name == name]
@@ -78,43 +160,8 @@ async def run_demo(on_stop: StopHook, *, output_file: Path | None = None, events
         view.info(f"  the coach's voice is in {output_file}")
     if events_file:
         view.info(f"  every event is in {events_file}")
-    return 0
 
 
-async def demo_session(
-    view: View,
-    on_stop: StopHook,
-    *,
-    output_file: Path | None = None,
-    events_file: Path | None = None,
-) -> SessionReport:
-    scenario = Scenario(utterances=[line.text for line in MEETING], responses=list(HINTS))
-    audio = meeting_audio()
-    source = PcmSource(audio, WIRE_RATE)
-    sink = WavSink(output_file) if output_file else NullSink()
-    async with RealtimeServer(ServerConfig(scenario=scenario)) as server:
-        overrides = {
-            "base_url": server.base_url,
-            "api_key": "sk-demo-local",
-            "ice_hosts": ["127.0.0.1"],
-            "events_file": events_file,
-            "duration": 40.0,  # a safety net; the end of the scripted meeting stops the session first
-            "plain": True,
-            "output_file": output_file,
-        }
-        settings = load_settings(None, overrides)
-        view.info("voicecoach demo: a scripted meeting against the built-in local server")
-        runner = SessionRunner(settings, view, source, sink, store=SessionStore())
-        on_stop(runner.stop)
-        ender = asyncio.create_task(_end_after_meeting(runner, source), name="demo-ender")
-        try:
-            return await runner.run()
-        finally:
-            ender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ender
-
-
-async def _end_after_meeting(runner: SessionRunner, source: PcmSource) -> None:
+async def _end_after_meeting(source: PcmSource, stop: Callable[[str], None]) -> None:
     await source.finished.wait()
-    runner.stop("the scripted meeting is over")
+    stop("the scripted meeting is over")

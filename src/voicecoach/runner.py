@@ -34,6 +34,7 @@ from .audio.tracks import MicTrack, Player
 from .coach.actions import (
     Action,
     EndSession,
+    ExpectAudio,
     FlushPlayback,
     Intent,
     Metric,
@@ -398,6 +399,8 @@ class SessionRunner:
                 self._send(event)
                 if asked_at is not None and isinstance(event, ce.ResponseCreate):
                     self._execute([Metric("hint.trigger_to_send_ms", (self.clock() - asked_at) * 1000)])
+            case ExpectAudio(response_id=response_id):
+                self.player.mark_response(response_id)
             case FlushPlayback(asked_at=asked_at):
                 self.player.flush()
                 self._flush_at = asked_at

@@ -114,6 +114,8 @@ class Resampler:
         """Convert one chunk of ``(n,)`` / ``(n, in_channels)`` PCM; returns output shaped for out_channels."""
         if self._passthrough:
             return pcm
+        if pcm.size == 0:  # libav cannot make an empty frame
+            return silence(0, self.out_channels)
         if as_channels(pcm).shape[1] != self.in_channels:
             pcm = upmix(pcm, self.in_channels) if self.in_channels > 1 else downmix(pcm)
         return self._collect(self._av.resample(frame_from_pcm(pcm, self.in_rate)))

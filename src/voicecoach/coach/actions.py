@@ -50,6 +50,13 @@ class FlushPlayback:
 
 
 @dataclass(frozen=True)
+class ExpectAudio:
+    """Audio from now on belongs to this response (the player counts what it plays of it)."""
+
+    response_id: str
+
+
+@dataclass(frozen=True)
 class SetMicMuted:
     muted: bool
 
@@ -111,6 +118,7 @@ class Quit:
 Action = (
     Send
     | FlushPlayback
+    | ExpectAudio
     | SetMicMuted
     | OpenMic
     | StatusChanged

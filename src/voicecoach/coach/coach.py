@@ -20,6 +20,7 @@ from ..protocol import server_events as se
 from .actions import (
     Action,
     EndSession,
+    ExpectAudio,
     FlushPlayback,
     Intent,
     Metric,
@@ -323,7 +324,7 @@ class Coach:
             self._hints.remove(hint)
             return [Send(ce.ResponseCancel(response_id=response.id), asked_at=now)]
         self.conversation.coach_started(response.id, hint.tier, now)
-        return []
+        return [ExpectAudio(response.id)]
 
     def _on_response_done(self, event: se.ResponseDone, now: float) -> list[Action]:
         response = event.response
