@@ -129,6 +129,7 @@ class SessionRunner:
         self._link: _Link | None = None
         self._muted = False
         self._stop = asyncio.Event()
+        self._ready = asyncio.Event()  # the current link's session.updated arrived
         self._stop_reason = ""
         self._renew = asyncio.Event()
         self._renew_reason = ""
@@ -189,6 +190,10 @@ class SessionRunner:
                     raise
                 delay = RECONNECT_DELAYS_S[failures]
                 failures += 1
+                # The failed attempt left the coach in Connecting; the next attempt's connect() needs it back
+                # in Disconnected (Connecting → reconnect is not a legal move). The notice below says why.
+                lost = self.coach.disconnected(self.clock(), str(exc))
+                self._execute([a for a in lost if not isinstance(a, Notice)])
                 self._execute([Notice("warning", f"reconnect failed ({exc}); retrying in {delay:g} s")])
                 await self._sleep_unless_stopped(delay)
                 continue
@@ -204,6 +209,7 @@ class SessionRunner:
             self.report.reason = reason
             if outcome == "stopped":
                 return
+            self._ready.clear()
             self._execute(self.coach.disconnected(self.clock(), reason))
             self._execute([Notice("warning", f"reconnecting: {reason}", {"reconnecting": True})])
 
@@ -384,6 +390,9 @@ class SessionRunner:
     async def _intents(self) -> None:
         while True:
             intent = await self.intents.get()
+            if intent is not Intent.QUIT and not self.coach.live:
+                # A key pressed (or a script line read) while connecting acts once the session is ready.
+                await self._ready.wait()
             self._execute(self.coach.command(intent, self.clock()))
 
     # --- actions ------------------------------------------------------------------------------------------
@@ -411,6 +420,7 @@ class SessionRunner:
             case OpenMic():
                 if self._link is not None:
                     self._link.mic.open_gate()
+                self._ready.set()
             case Metric():
                 self.report.metrics.append(action)
                 if self._events is not None:

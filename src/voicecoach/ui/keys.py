@@ -44,15 +44,19 @@ async def read_intents(queue: asyncio.Queue[Intent], stream: TextIO | None = Non
         fd = stream.fileno()
     except (OSError, ValueError):
         return  # no real stdin (e.g. under some test runners): no keys
+    mode = os.fstat(fd).st_mode
     if os.isatty(fd):
         with _cbreak(fd):
             await _read_chars(fd, queue)
-    elif stat.S_ISREG(os.fstat(fd).st_mode):
+    elif stat.S_ISREG(mode):
         # A regular file cannot be polled; it is all there already.
         for line in stream:
             _put(queue, parse_command(line.rstrip("\n")), line)
-    else:
+    elif stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
         await _read_lines(fd, queue)
+    else:
+        # /dev/null and other devices cannot be polled and carry no commands: no keys, and no error.
+        log.debug("stdin is not a terminal, pipe or file: keys are off")
 
 
 async def _read_chars(fd: int, queue: asyncio.Queue[Intent]) -> None:
@@ -69,6 +73,9 @@ async def _read_lines(fd: int, queue: asyncio.Queue[Intent]) -> None:
         for raw in lines:
             line = raw.decode(errors="ignore")
             _put(queue, parse_command(line), line)
+    if pending:  # the last line had no newline before EOF: it is a command all the same
+        line = pending.decode(errors="ignore")
+        _put(queue, parse_command(line), line)
 
 
 async def _chunks(fd: int) -> AsyncIterator[bytes]:
