@@ -281,3 +281,20 @@ async def test_keys_on_stdin_drive_the_session(tmp_path: Path, server: RealtimeS
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_an_internal_error_is_one_line_without_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from voicecoach import cli, store
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("boom with sk-leaky-secret-123456 inside")
+
+    monkeypatch.setattr(store, "cmd_sessions_list", broken)
+    code = cli.main(["sessions", "list"])
+    err = capsys.readouterr().err
+    assert code == cli.INTERNAL_ERROR
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "internal error (RuntimeError): boom" in err
+    assert "sk-leaky" not in err

@@ -8,9 +8,7 @@ exit code, never a traceback (``--debug`` logs the cause).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -18,8 +16,10 @@ from typing import Any
 
 from . import __version__
 from .errors import VoicecoachError
+from .redact import redact_text
 
 log = logging.getLogger("voicecoach")
+INTERNAL_ERROR = 70  # EX_SOFTWARE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug of ours: still one line, the traceback only under --debug
+        log.debug("internal error", exc_info=True)
+        detail = redact_text(str(exc)) or type(exc).__name__
+        print(
+            f"voicecoach: internal error ({type(exc).__name__}): {detail}; rerun with --debug and report it",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -174,6 +182,8 @@ StopHook = Callable[[Callable[[str], None]], None]
 
 def _run_async(start: Callable[[StopHook], Coroutine[Any, Any, int]]) -> int:
     """Run a session coroutine; Ctrl-C and SIGTERM ask it to stop cleanly instead of killing it mid-write."""
+    import asyncio  # here, not at the top: `voicecoach --help` should not pay for it
+    import signal
 
     async def body() -> int:
         loop = asyncio.get_running_loop()
