@@ -54,7 +54,15 @@ from .config import Settings
 from .errors import AuthError, ConnectError, SessionError, TransportError, VoicecoachError
 from .events_log import EventsLog
 from .protocol import client_events as ce
-from .protocol.server_events import MalformedEvent, ServerEvent, decode_message, parse_server_dict
+from .protocol.server_events import (
+    MalformedEvent,
+    ServerEvent,
+    SpeechStarted,
+    TranscriptionCompleted,
+    TranscriptionFailed,
+    decode_message,
+    parse_server_dict,
+)
 from .session_config import build_session
 from .store import SessionFile, SessionStore
 from .transport.ice import pin_host_addresses
@@ -69,6 +77,7 @@ PLAYBACK_POLL_S = 0.01
 PLAYBACK_HANGOVER_S = 0.8
 LOCAL_KEY_FOR_LOOPBACK = "sk-local-no-key-needed"
 RECONNECT_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0)
+ROLLOVER_MIN_SHARE = 0.2  # a link lives at least this share of session_max_seconds before it rolls over
 
 Outcome = Literal["stopped", "lost", "renew"]
 
@@ -135,6 +144,7 @@ class SessionRunner:
         self._renew_reason = ""
         self._end_error: VoicecoachError | None = None
         self._flush_at: float | None = None
+        self._open_turns: set[str] = set()  # this link's user turns: speech started, not yet transcribed
         self._t0 = clock()
         self._events = EventsLog(settings.events_file, self._t0) if settings.events_file else None
 
@@ -283,6 +293,7 @@ class SessionRunner:
 
     async def _pump(self, link: _Link) -> tuple[Outcome, str]:
         self._renew.clear()
+        self._open_turns.clear()
         ended: _LinkOver | None = None
         try:
             async with asyncio.TaskGroup() as tg:
@@ -327,19 +338,24 @@ class SessionRunner:
         return max(0.0, self.settings.duration - (self.clock() - self._t0))
 
     async def _rollover_when_due(self, link: _Link) -> None:
-        """Renew the session before the server's maximum duration, never in the middle of a hint.
+        """Renew the session before the server's maximum duration, never in the middle of a hint or a user turn.
 
-        Due at ``session_max_seconds - rollover_margin_seconds`` after the link opened; from then on the first
-        moment with no hint in flight is used. Half-way through the margin it renews regardless, because
-        ``session_expired`` would end the hint anyway.
+        Due at ``session_max_seconds - rollover_margin_seconds`` after the link opened (but never before
+        ``ROLLOVER_MIN_SHARE`` of the maximum); from then on the first moment with no hint in flight and no user
+        turn awaiting its transcript is used (closing the link then would lose that turn: the old session never
+        transcribes it, the new one hears only its tail). Half-way through the margin it renews regardless,
+        because ``session_expired`` would end the hint and the turn anyway.
         """
         s = self.settings
         opened = self.clock()
-        due = opened + max(0.0, s.session_max_seconds - s.rollover_margin_seconds)
-        hard = opened + max(0.0, s.session_max_seconds - s.rollover_margin_seconds / 2)
+        # A margin as long as the session itself would renew every link the moment it opened: a reconnect storm.
+        # So a link always lives for at least a share of the session's maximum.
+        margin = min(s.rollover_margin_seconds, s.session_max_seconds * (1 - ROLLOVER_MIN_SHARE))
+        due = opened + s.session_max_seconds - margin
+        hard = opened + s.session_max_seconds - margin / 2
         await asyncio.sleep(max(0.0, due - self.clock()))
         # The pure coach has no event to await; this short poll runs once per session hour.
-        while self.coach.busy and self.clock() < hard:  # noqa: ASYNC110
+        while (self.coach.busy or self._open_turns) and self.clock() < hard:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         self._renew_reason = "rolling over to a fresh session before the server's time limit"
         self._renew.set()
@@ -354,9 +370,20 @@ class SessionRunner:
                 record: Any = {"type": "voicecoach.malformed", "reason": data.reason, "raw": data.raw}
             else:
                 event, record = parse_server_dict(data), data
+            self._track_turn(event)
             if self._events is not None:
                 self._events.write("received", record, now)
             self._execute(self.coach.handle(event, now))
+
+    def _track_turn(self, event: ServerEvent) -> None:
+        # A committed turn is only safe once its transcript (or its failure) has arrived; see the rollover.
+        match event:
+            case SpeechStarted(item_id=item_id):
+                self._open_turns.add(item_id)
+            case TranscriptionCompleted(item_id=item_id) | TranscriptionFailed(item_id=item_id):
+                self._open_turns.discard(item_id)
+            case _:
+                pass
 
     async def _play(self, link: _Link) -> None:
         track = await link.conn.remote_track()

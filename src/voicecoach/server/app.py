@@ -11,6 +11,7 @@ echoed whole (the real API shows a masked form) and never logged.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import BodyPartReader, web
 
 from .call import OfferError
+from .faults import Endpoint
 from .schema import Enum, Int, Obj, WireError, missing_parameter, unknown_parameter
 from .validation import validate_session
 
@@ -99,8 +101,19 @@ class _Auth:
             )
 
 
+def _injected_fault(request: web.Request, endpoint: Endpoint) -> web.Response | None:
+    """The error a fault rule answers this request with (see faults.py), counting the request."""
+    fault = request.app[SERVER_KEY].faults.check(endpoint)
+    if fault is None:
+        return None
+    status, message, code = fault
+    return error_response(status, message, code=code)
+
+
 async def client_secrets(request: web.Request) -> web.Response:
     server = request.app[SERVER_KEY]
+    if (fault := _injected_fault(request, "client_secrets")) is not None:
+        return fault
     auth = _Auth(request, allow_ephemeral=False)
     if auth.error is not None:
         return auth.error
@@ -131,6 +144,8 @@ async def client_secrets(request: web.Request) -> web.Response:
 
 async def create_call(request: web.Request) -> web.StreamResponse:
     server = request.app[SERVER_KEY]
+    if (fault := _injected_fault(request, "calls")) is not None:
+        return fault
     auth = _Auth(request, allow_ephemeral=True)
     if auth.error is not None:
         return auth.error
@@ -160,6 +175,14 @@ async def create_call(request: web.Request) -> web.StreamResponse:
         )
     if not offer.strip():
         return error_response(400, "Missing required parameter: 'sdp'.", code="missing_required_parameter", param="sdp")
+    if (delay := server.faults.answer_delay_seconds) > 0:
+        server.faults.injected["answer_delay"] += 1
+        await asyncio.sleep(delay)
+        if request.transport is None or request.transport.is_closing():
+            # The client gave up waiting: answering would open a call nobody will ever join.
+            server.faults.injected["answer_abandoned"] += 1
+            log.debug("the client left during an injected answer delay; no call opened")
+            return error_response(408, "The client closed the request before the answer was ready.")
     try:
         call, answer = await server.open_call(offer, auth.session, requested)
     except OfferError as exc:

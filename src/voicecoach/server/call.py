@@ -50,9 +50,13 @@ class OfferError(ValueError):
     """The client's SDP offer cannot be used (becomes HTTP 400)."""
 
 
+# A step run inside the pump with the session (fault injection: see faults.py); returns outputs to carry out.
+PumpStep = Callable[[RealtimeSession, float], list[Output]]
+
+
 @dataclass
 class _Message:
-    kind: str  # "text" | "audio" | "played" | "speech" | "end"
+    kind: str  # "text" | "audio" | "played" | "speech" | "step" | "end"
     payload: Any = None
 
 
@@ -94,6 +98,36 @@ class Call:
     @property
     def received_audio(self) -> Pcm:
         return np.concatenate(list(self._recording)) if self._recording else silence(0)
+
+    @property
+    def peer_connection(self) -> RTCPeerConnection:
+        """The call's aiortc peer connection (for introspection and fault injection; do not close it directly)."""
+        return self._pc
+
+    # --- fault-injection hooks (used by faults.py) -----------------------------------------------------------
+
+    def send_raw(self, message: str | bytes) -> bool:
+        """Send ``message`` on the events channel as-is, bypassing the session. False if it could not go."""
+        channel = self._channel
+        if channel is None or channel.readyState != "open":
+            return False
+        try:
+            channel.send(message)
+        except ValueError:  # over the peer's max-message-size
+            return False
+        return True
+
+    def close_channel(self) -> bool:
+        """Close the events data channel only; the call then ends as if the client had closed it."""
+        channel = self._channel
+        if channel is None or channel.readyState not in ("connecting", "open"):
+            return False
+        channel.close()
+        return True
+
+    def run_in_pump(self, step: PumpStep) -> None:
+        """Run ``step(session, now)`` in the pump, in order with everything else, and carry out its outputs."""
+        self._inbox.put_nowait(_Message("step", step))
 
     # --- setup ----------------------------------------------------------------------------------------------
 
@@ -243,6 +277,9 @@ class Call:
         if message.kind == "played":
             response_id, played_ms, finished = message.payload
             return session.audio_played(response_id, played_ms, now, finished=finished)
+        if message.kind == "step":
+            outputs: list[Output] = message.payload(session, now)
+            return outputs
         response_id, pcm = message.payload
         return session.speech_ready(response_id, pcm, now)
 

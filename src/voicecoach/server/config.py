@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .faults import FaultConfig
 from .scenario import Scenario, default_scenario, load_scenario
 from .session import SessionOptions
 
@@ -17,6 +18,9 @@ class ServerConfig(BaseModel):
     ``scenario`` wins over ``scenario_path``; with neither, the built-in scenario is used.
     ``generation_speed``: how many times faster than real time a response is generated, so that
     ``response.done`` arrives well before its audio has finished playing, as with the real API.
+    ``scenario_spans_calls``: each new call goes on with the scenario where the previous call left off (a client
+    that reconnects mid-meeting keeps getting the next lines), instead of starting it again.
+    ``faults``: HTTP faults in force from the start (see :mod:`.faults`; ``server.faults`` changes them live).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -32,6 +36,8 @@ class ServerConfig(BaseModel):
     ice_servers: list[str] = []
     record_seconds: float = Field(default=600.0, ge=0)  # how much received audio each call keeps (tests)
     response_latency: float = Field(default=0.12, ge=0)
+    scenario_spans_calls: bool = False
+    faults: FaultConfig = FaultConfig()
 
     def resolved_scenario(self) -> Scenario:
         if self.scenario is not None:

@@ -30,8 +30,9 @@ from .app import build_app
 from .call import Call, OfferError
 from .config import ServerConfig
 from .defaults import default_session, merge_session, session_from_request
+from .faults import Faults
 from .ids import IdFactory, new_call_id, new_ephemeral_key
-from .scenario import Scenario
+from .scenario import Scenario, ScenarioCursor
 from .session import RealtimeSession
 from .voice import check_voice_mode
 
@@ -52,6 +53,7 @@ class RealtimeServer:
     def __init__(self, config: ServerConfig | None = None, *, wall_clock: Callable[[], float] = time.time) -> None:
         self.config = config or ServerConfig()
         self.calls: list[Call] = []
+        self.faults = Faults(self.config.faults)  # live fault state: tests change it between steps
         self._wall = wall_clock
         self._ids = IdFactory()
         self._secrets: dict[str, _Secret] = {}
@@ -59,6 +61,7 @@ class RealtimeServer:
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._scenario: Scenario | None = None
+        self._shared_cursor: ScenarioCursor | None = None  # with scenario_spans_calls
         self._new_call = asyncio.Condition()
 
     # --- lifecycle ------------------------------------------------------------------------------------------
@@ -68,6 +71,8 @@ class RealtimeServer:
         config = self.config
         check_voice_mode(config.voice)
         self._scenario = config.resolved_scenario()
+        if config.scenario_spans_calls:
+            self._shared_cursor = ScenarioCursor(self._scenario)
         host = "127.0.0.1" if config.host == "localhost" else config.host
         if _is_loopback(host):
             # aioice skips loopback interfaces; without pinning, a loopback client would never connect.
@@ -150,7 +155,7 @@ class RealtimeServer:
             session,
             now=loop.time(),
             unix_time=self._wall(),
-            scenario=self._scenario,
+            scenario=self._scenario if self._shared_cursor is None else self._shared_cursor,
             options=config.session_options(),
         )
         call = Call(
