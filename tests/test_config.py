@@ -85,6 +85,7 @@ def test_nested_coach_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         ("", {}, {"base_url": "ftp://x"}, "invalid base_url from --base-url"),
         ("bogus = 1\n", {}, {}, "unknown setting 'bogus' in config file"),
         ("[coach]\nquick_window = 0\n", {}, {}, "invalid coach from config file"),
+        ("session_max_seconds = 60\nrollover_margin_seconds = 90\n", {}, {}, "invalid settings: rollover_margin"),
     ],
 )
 def test_errors_name_source_field_and_allowed(

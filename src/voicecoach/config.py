@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -75,7 +75,8 @@ class Settings(BaseSettings):
     http_timeout: float = Field(default=10.0, gt=0)
     # The server ends a session after 60 minutes (session_expired); we renew it this long before that.
     session_max_seconds: float = Field(default=3600.0, gt=0)
-    rollover_margin_seconds: float = Field(default=120.0, ge=0)
+    # None: 120 s, or a tenth of session_max_seconds when that is shorter.
+    rollover_margin_seconds: float | None = Field(default=None, ge=0)
     connect_timeout: float = Field(default=10.0, gt=0)
 
     # --- listening ---------------------------------------------------------------------------------------
@@ -108,6 +109,22 @@ class Settings(BaseSettings):
     coach: CoachSettings = CoachSettings()
 
     _split_lists = field_validator("ice_servers", "ice_hosts", mode="before")(_comma_list)
+
+    @property
+    def rollover_margin(self) -> float:
+        """Seconds before ``session_max_seconds`` at which the session is renewed."""
+        if self.rollover_margin_seconds is not None:
+            return self.rollover_margin_seconds
+        return min(120.0, self.session_max_seconds / 10)
+
+    @model_validator(mode="after")
+    def _rollover_fits(self) -> Settings:
+        if self.rollover_margin_seconds is not None and self.rollover_margin_seconds >= self.session_max_seconds:
+            raise ValueError(
+                f"rollover_margin_seconds ({self.rollover_margin_seconds:g}) must be less than "
+                f"session_max_seconds ({self.session_max_seconds:g})"
+            )
+        return self
 
     @field_validator("base_url")
     @classmethod
@@ -164,13 +181,15 @@ def read_toml(path: Path, *, required: bool) -> dict[str, Any]:
 def _describe(exc: ValidationError, flags: Mapping[str, Any], toml: Mapping[str, Any], path: Path) -> str:
     """One line for the first error: where the bad value came from, which field, what is allowed."""
     error = exc.errors()[0]
-    key = str(error["loc"][0]) if error["loc"] else "?"
+    if not error["loc"]:  # a rule across fields (model validator): its message names the fields
+        return f"invalid settings: {error['msg'].removeprefix('Value error, ')}"
+    key = str(error["loc"][0])
     field = _field_for(key)
     if error["type"] == "extra_forbidden":
         known = ", ".join(sorted(Settings.model_fields))
         return f"unknown setting {key!r} in config file {path}; known settings: {known}"
     source = _source_of(field, flags, toml, path)
-    detail = error["msg"]
+    detail = error["msg"].removeprefix("Value error, ")
     if error["loc"][1:]:
         detail = f"{'.'.join(str(p) for p in error['loc'][1:])}: {detail}"
     return f"invalid {field} from {source}: {detail}"

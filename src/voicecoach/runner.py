@@ -144,6 +144,7 @@ class SessionRunner:
         self._renew_reason = ""
         self._end_error: VoicecoachError | None = None
         self._flush_at: float | None = None
+        self._kept: set[tuple[str, str]] = set()  # (role, id) of transcript items already finished
         self._open_turns: set[str] = set()  # this link's user turns: speech started, not yet transcribed
         self._t0 = clock()
         self._events = EventsLog(settings.events_file, self._t0) if settings.events_file else None
@@ -167,13 +168,14 @@ class SessionRunner:
     async def run(self) -> SessionReport:
         """Run until stopped (duration, quit, signal) or a fatal error. Raises VoicecoachError subclasses."""
         try:
-            pin_host_addresses(self.settings.ice_hosts)
+            if self.settings.ice_hosts:  # pinning is process-wide: never undo another part's pin
+                pin_host_addresses(self.settings.ice_hosts)
             if self._store is not None:
                 meta = {"model": self.settings.model, "base_url": self.settings.base_url}
                 self.session_file = self._store.create(meta)
                 self.report.session_path = self.session_file.path
-            # Keys are handled for the whole session, not per link: a hint asked for while (re)connecting is
-            # refused at once by the coach instead of firing, stale, when the link comes up; quit always works.
+            # Keys are read for the whole session, not per link: quit works while (re)connecting, and a hint
+            # asked for then goes out as soon as the session is ready.
             intents = asyncio.create_task(self._intents(), name="intents")
             try:
                 async with aiohttp.ClientSession() as http:
@@ -350,7 +352,7 @@ class SessionRunner:
         opened = self.clock()
         # A margin as long as the session itself would renew every link the moment it opened: a reconnect storm.
         # So a link always lives for at least a share of the session's maximum.
-        margin = min(s.rollover_margin_seconds, s.session_max_seconds * (1 - ROLLOVER_MIN_SHARE))
+        margin = min(s.rollover_margin, s.session_max_seconds * (1 - ROLLOVER_MIN_SHARE))
         due = opened + s.session_max_seconds - margin
         hard = opened + s.session_max_seconds - margin / 2
         await asyncio.sleep(max(0.0, due - self.clock()))
@@ -453,7 +455,9 @@ class SessionRunner:
                 if self._events is not None:
                     record = {"type": "voicecoach.metric", "name": action.name, "value": action.value, **action.data}
                     self._events.write("local", record, self.clock())
-            case TranscriptChanged(message=m, final=True) if m.text.strip():
+            case TranscriptChanged(message=m, final=True) if m.text.strip() and (m.role, m.item_id) not in self._kept:
+                # First final wins, as in the session file: a hint finished and later cut off is one item.
+                self._kept.add((m.role, m.item_id))
                 who = "You" if m.role == "user" else "Coach"
                 self.report.transcript.append(f"{who}: {m.text.strip()}")
                 self._keep(m)

@@ -8,6 +8,7 @@ import pytest
 
 from voicecoach.coach.actions import (
     Action,
+    ExpectAudio,
     FlushPlayback,
     Intent,
     Metric,
@@ -337,3 +338,45 @@ def test_benign_error_is_quiet() -> None:
         ev("error", error={"code": "response_cancel_not_active", "message": "Cancellation failed"}), d.tick()
     )
     assert all(getattr(a, "level", "debug") == "debug" for a in out)
+
+
+def test_a_hint_cut_off_by_a_lost_link_is_kept_as_interrupted() -> None:
+    d = Driver()
+    d.say("good question")
+    d.server_starts("resp_1")
+    out = d.coach.disconnected(d.tick(), "peer connection failed")
+    [line] = [a.message for a in out if isinstance(a, TranscriptChanged)]
+    assert (line.item_id, line.text.strip()) == ("resp_1", "Say")
+    assert line.role == "coach" and line.interrupted
+    assert not d.coach.busy and d.coach.state is State.DISCONNECTED
+
+
+def test_responses_are_matched_by_hint_number_and_strays_are_refused() -> None:
+    d = Driver()
+    d.coach.command(Intent.QUICK_HINT, d.tick())
+    # Someone else's response, with metadata of its own, is not ours.
+    stray = {"id": "resp_x", "metadata": {"purpose": "summary"}}
+    assert d.coach.handle(ev("response.created", response=stray), d.tick()) == []
+    # Our metadata names the request: hint #1.
+    ours = {"id": "resp_1", "metadata": {"voicecoach_tier": "quick", "voicecoach_hint": "1"}}
+    out = d.coach.handle(ev("response.created", response=ours), d.tick())
+    assert out == [ExpectAudio("resp_1")]
+    # A server that does not echo metadata still gets its response matched to the oldest request.
+    d2 = Driver()
+    d2.coach.command(Intent.QUICK_HINT, d2.tick())
+    assert d2.coach.handle(ev("response.created", response={"id": "resp_7"}), d2.tick()) == [ExpectAudio("resp_7")]
+
+
+def test_a_hint_the_server_goes_silent_on_is_dropped() -> None:
+    from voicecoach.coach.coach import PENDING_TIMEOUT_S
+
+    d = Driver()
+    d.coach.command(Intent.QUICK_HINT, d.tick())
+    d.coach.handle(ev("response.created", response={"id": "resp_1"}), d.tick())
+    assert d.coach.busy
+    out = d.coach.handle(ev("rate_limits.updated", rate_limits=[]), d.tick(PENDING_TIMEOUT_S + 1))
+    assert any("got no reply" in getattr(a, "text", "") for a in out)
+    assert not d.coach.busy
+    # Triggers work again.
+    d.tick(5)
+    assert len(creates(d.say("good question"))) == 1

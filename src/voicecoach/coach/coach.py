@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 Tier = Literal["quick", "full"]
 METADATA_KEY = "voicecoach_tier"
+HINT_KEY = "voicecoach_hint"
 # Errors the API sends for races that are harmless (§8): logged, never shown as failures.
 BENIGN_ERRORS = frozenset({"response_cancel_not_active", "conversation_already_has_active_response"})
 FATAL_ERRORS = frozenset({"invalid_api_key", "insufficient_quota"})
@@ -62,6 +63,7 @@ class Hint:
     generating: bool = False  # between response.created and response.done: response.cancel is legal
     audio_started_at: float | None = None
     interrupted: bool = False
+    last_heard_at: float = 0.0  # the last sign of life from the server for this hint (created, delta, audio)
 
 
 class Coach:
@@ -101,6 +103,11 @@ class Coach:
 
     def disconnected(self, now: float, reason: str) -> list[Action]:
         actions = self._move(Move.LOST) if self.state is not State.DISCONNECTED else []
+        # A hint cut off by the lost link is finished, as interrupted: its text so far is kept, not dropped.
+        for hint in self._hints:
+            if hint.response_id is not None:
+                message = self.conversation.coach_done(hint.response_id, None, now, interrupted=True)
+                actions.append(TranscriptChanged(message, final=True))
         self._hints.clear()
         return [*actions, Notice("warning", f"disconnected: {reason}")]
 
@@ -119,6 +126,10 @@ class Coach:
     # --- server events --------------------------------------------------------------------------------
 
     def handle(self, event: se.ServerEvent, now: float) -> list[Action]:
+        stale = self._drop_stale(now) if self._hints else []
+        return [*stale, *self._dispatch(event, now)] if stale else self._dispatch(event, now)
+
+    def _dispatch(self, event: se.ServerEvent, now: float) -> list[Action]:
         match event:
             case se.SessionUpdated():
                 if self.state is State.CONNECTING:
@@ -152,6 +163,7 @@ class Coach:
                 hint = self._hint_for(event.response_id)
                 if hint is None:
                     return []
+                hint.last_heard_at = now
                 message = self.conversation.coach_delta(event.response_id, event.delta, now)
                 return [TranscriptChanged(message, final=False)]
             case se.TranscriptDone():
@@ -268,7 +280,7 @@ class Coach:
                 input=self._window_input(window),
                 instructions=instructions,
                 max_output_tokens=s.max_output_tokens(hint.tier),
-                metadata={METADATA_KEY: hint.tier, "voicecoach_hint": str(hint.number)},
+                metadata={METADATA_KEY: hint.tier, HINT_KEY: str(hint.number)},
                 output_modalities=["audio"],
             ),
         )
@@ -311,20 +323,33 @@ class Coach:
         return actions
 
     def _on_response_created(self, event: se.ResponseCreated, now: float) -> list[Action]:
-        response = event.response
-        tier = (response.metadata or {}).get(METADATA_KEY)
-        pending = [h for h in self._hints if h.response_id is None]
-        if not pending or (tier is None and response.metadata):
+        hint = self._claim(event.response)
+        if hint is None:
             return []  # not ours (another client, or an in-band response we did not ask for)
-        hint = pending[0]
-        hint.response_id = response.id
+        hint.response_id = event.response.id
         hint.generating = True
+        hint.last_heard_at = now
+        response = event.response
         if hint.interrupted:
             # Interrupted before the server even created it: cancel it now that it has an id.
             self._hints.remove(hint)
             return [Send(ce.ResponseCancel(response_id=response.id), asked_at=now)]
         self.conversation.coach_started(response.id, hint.tier, now)
         return [ExpectAudio(response.id)]
+
+    def _claim(self, response: se.Response) -> Hint | None:
+        """The pending request this response answers. Ours carry ``voicecoach_hint`` metadata; a server that does
+        not echo metadata gets its response matched to the oldest pending request."""
+        pending = [h for h in self._hints if h.response_id is None]
+        metadata = response.metadata or {}
+        number, tier = metadata.get(HINT_KEY), metadata.get(METADATA_KEY)
+        if number is not None:
+            return next((h for h in pending if str(h.number) == number), None)
+        if tier is not None:
+            return next((h for h in pending if h.tier == tier), None)
+        if metadata:
+            return None
+        return pending[0] if pending else None
 
     def _on_response_done(self, event: se.ResponseDone, now: float) -> list[Action]:
         response = event.response
@@ -408,8 +433,13 @@ class Coach:
         return next((h for h in self._hints if h.response_id is not None), None)
 
     def _drop_stale(self, now: float) -> list[Action]:
-        """Forget requests the server never answered, so a lost request cannot block the coach forever."""
-        stale = [h for h in self._hints if h.response_id is None and now - h.sent_at > PENDING_TIMEOUT_S]
+        """Forget hints the server went silent on (never created, or created and then nothing: no delta, no
+        audio), so a lost request or a stray response.created cannot block the coach forever."""
+        stale = [
+            h
+            for h in self._hints
+            if h.audio_started_at is None and now - max(h.sent_at, h.last_heard_at) > PENDING_TIMEOUT_S
+        ]
         for h in stale:
             self._hints.remove(h)
         return [Notice("warning", f"hint #{h.number} got no reply from the server; dropped it") for h in stale]
