@@ -365,17 +365,29 @@ class SessionRunner:
     async def _server_events(self, link: _Link) -> None:
         while True:
             raw = await link.conn.messages.get()
-            now = self.clock()
-            data = decode_message(raw)
-            if isinstance(data, MalformedEvent):
-                event: ServerEvent = data
-                record: Any = {"type": "voicecoach.malformed", "reason": data.reason, "raw": data.raw}
-            else:
-                event, record = parse_server_dict(data), data
-            self._track_turn(event)
-            if self._events is not None:
-                self._events.write("received", record, now)
-            self._execute(self.coach.handle(event, now))
+            self.receive(raw, self.clock())
+
+    def receive(self, raw: str | bytes, now: float) -> list[Action]:
+        """Handle one data-channel message: parse, log, let the coach decide, execute. Never raises for bad input.
+
+        Public so that benchmarks and tests can drive exactly the path a received message takes.
+        """
+        data = decode_message(raw)
+        if isinstance(data, MalformedEvent):
+            event: ServerEvent = data
+            record: Any = {"type": "voicecoach.malformed", "reason": data.reason, "raw": data.raw}
+        else:
+            event, record = parse_server_dict(data), data
+        self._track_turn(event)
+        if self._events is not None:
+            self._events.write("received", record, now)
+        actions = self.coach.handle(event, now)
+        self._execute(actions)
+        return actions
+
+    def execute(self, actions: list[Action]) -> None:
+        """Carry out actions the coach returned outside :meth:`receive` (benchmarks driving the coach directly)."""
+        self._execute(actions)
 
     def _track_turn(self, event: ServerEvent) -> None:
         # A committed turn is only safe once its transcript (or its failure) has arrived; see the rollover.

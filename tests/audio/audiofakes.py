@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
@@ -11,6 +12,9 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from voicecoach.audio.frames import WIRE_FRAME_SAMPLES, WIRE_RATE, Pcm, frame_from_pcm
+
+if TYPE_CHECKING:
+    from voicecoach.audio.tracks import Player
 
 BOUND_S = 10.0  # upper bound for any single wait in these tests; none should come near it
 
@@ -143,3 +147,7 @@ class PullingSink:
 
     def close(self) -> None:
         pass
+
+
+# The type of the ``run_player`` fixture (conftest.py); here because test modules must not import conftest.
+StartPlayer = Callable[["Player", QueueTrack], Awaitable["asyncio.Task[None]"]]

@@ -8,15 +8,13 @@ need it skip only when the ``pulseaudio`` binary is absent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pulse
 import pytest
-from audiofakes import BOUND_S, QueueTrack
+from audiofakes import BOUND_S, QueueTrack, StartPlayer
 
 from voicecoach.audio.tracks import Player
-
-StartPlayer = Callable[[Player, QueueTrack], Awaitable["asyncio.Task[None]"]]
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from audiofakes import BOUND_S, PullingSink, QueueTrack, RecordingSink, stereo_frames, tone, wait_for
-from conftest import StartPlayer
+from audiofakes import BOUND_S, PullingSink, QueueTrack, RecordingSink, StartPlayer, stereo_frames, tone, wait_for
 
 from voicecoach.audio import tracks
 from voicecoach.audio.frames import envelope, rms
@@ -115,7 +114,7 @@ async def test_flush_fades_within_one_block_and_drops_the_queue(run_player: Star
     assert rms(head) > 0.15 and rms(tail) < 0.02 and rms(tail) < rms(head) / 10  # faded inside the block
     assert not sink.tick(10).any()  # then silent: nothing of the 340 ms still queued plays
     assert not player.is_playing
-    assert player.played_ms("r1") == pytest.approx(60)  # 50 ms + the 10 ms fade; the rest was dropped
+    assert player.played_ms("r1") == pytest.approx(55)  # 50 ms + the 5 ms fade; the rest was dropped
     assert player.buffered_ms <= 1
 
 
@@ -135,7 +134,7 @@ async def test_audio_in_flight_after_flush_is_discarded_until_a_new_response(run
     await feed(player, track, LOUD[:4800])
     assert sink.tick(20).any()
     assert player.played_ms("r2") == pytest.approx(100)
-    assert player.played_ms("r1") == pytest.approx(40)  # 30 ms + the fade
+    assert player.played_ms("r1") == pytest.approx(35)  # 30 ms + the 5 ms fade
 
 
 async def test_hold_after_flush_ends_when_the_remote_side_goes_quiet(run_player: StartPlayer) -> None:

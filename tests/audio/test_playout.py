@@ -78,9 +78,10 @@ def test_flush_keeps_audio_pushed_after_it() -> None:
     buf.flush()
     buf.push(np.full(960, -7000, dtype=np.int16))
     played = pull(buf, 4, channels=1)[:, 0]
-    assert 0 < played[479] < played[0]  # the old audio's fade
-    assert np.all(played[480:1440] == -7000)  # then the new audio (exactly one pre-buffer of it)
-    assert not played[1440:].any()
+    fade = RATE * 5 // 1000  # the default 5 ms fade
+    assert 0 < played[fade - 1] < played[0]  # the old audio's fade
+    assert np.all(played[fade : fade + 960] == -7000)  # then the new audio (exactly one pre-buffer of it)
+    assert not played[fade + 960 :].any()
 
 
 def test_flush_before_playback_started_skips_without_a_fade() -> None:

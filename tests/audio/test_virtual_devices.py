@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 import pulse
 import pytest
-from audiofakes import BOUND_S, QueueTrack, stereo_frames, tone, wait_for
-from conftest import StartPlayer
+from audiofakes import BOUND_S, QueueTrack, StartPlayer, stereo_frames, tone, wait_for
 
 from voicecoach.audio.devices import DeviceSink, DeviceSource, list_devices, open_sink, open_source, resolve_device
 from voicecoach.audio.files import WavSink, read_wav

@@ -202,7 +202,7 @@ class PlayoutBuffer:
 
     CUT_LOG = 64
 
-    def __init__(self, rate: int, channels: int, *, prebuffer_ms: int = 80, capacity_s: float = 4.0, fade_ms: int = 10):
+    def __init__(self, rate: int, channels: int, *, prebuffer_ms: int = 80, capacity_s: float = 4.0, fade_ms: int = 5):
         self.rate = rate
         self.channels = channels
         self._ring = np.zeros((int(rate * capacity_s), channels), dtype=np.int16)

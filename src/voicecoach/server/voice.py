@@ -120,7 +120,8 @@ async def render_speech(text: str, mode: VoiceMode = "auto", rate: int = WIRE_RA
     """Render ``text`` without blocking the loop: espeak-ng as a subprocess, or the synthetic voice."""
     exe = espeak_path() if mode != "synth" else None
     if exe is None or not text.strip():
-        return synth_speech(text, rate)
+        # In a thread: a long reply takes ~80 ms to synthesize, enough to starve the call's outgoing audio.
+        return await asyncio.to_thread(synth_speech, text, rate)
     proc = await asyncio.create_subprocess_exec(
         exe, *_ESPEAK_ARGS, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
@@ -138,4 +139,4 @@ async def render_speech(text: str, mode: VoiceMode = "auto", rate: int = WIRE_RA
     except ValueError as exc:
         # A response must always have a voice: fall back rather than fail the response.
         log.debug("espeak-ng output unusable (%s); using the synthetic voice", exc)
-        return synth_speech(text, rate)
+        return await asyncio.to_thread(synth_speech, text, rate)

@@ -1,0 +1,126 @@
+"""The budgets, checked against a run's figures, and the printed tables.
+
+A budget names one statistic of one figure. Latency budgets use a tail (p95/p99) where the brief asks for
+one and the samples allow it; wall-clock start-up figures use the median, because on a shared machine their
+tail measures the neighbours (BENCHMARKS.md, "Noise").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    bench: str
+    path: tuple[str, ...]  # into the bench's figures
+    limit: float | Callable[[dict[str, Any]], float]  # a number, or computed from the bench's figures
+    unit: str
+    rule: str  # how it is judged, for the table
+
+
+def _interrupt_limit(figures: dict[str, Any]) -> float:
+    """One output block + 5 ms, for the sink the figure was measured on."""
+    return float(figures[figures["measured_on"]]["block_ms"]) + 5.0
+
+
+BUDGETS = (
+    Budget("connect after imports", "connect", ("phases_ms", "after_imports_ms", "median"), 300, "ms", "median"),
+    Budget("trigger (key) → response.create sent", "trigger", ("key_ms", "p99"), 5, "ms", "p99"),
+    Budget("trigger (phrase) → response.create sent", "trigger", ("phrase_ms", "p99"), 5, "ms", "p99"),
+    Budget("trigger, pure coach (phrase delta)", "trigger", ("pure_coach", "handle_ms", "p99"), 5, "ms", "p99"),
+    Budget(
+        "interrupt (key) → silent + cancel sent",
+        "interrupt",
+        ("@sink", "key_ms", "p95"),
+        _interrupt_limit,
+        "ms",
+        "p95 ≤ block + 5",
+    ),
+    Budget(
+        "interrupt (phrase) → silent + cancel sent",
+        "interrupt",
+        ("@sink", "phrase_ms", "p95"),
+        _interrupt_limit,
+        "ms",
+        "p95 ≤ block + 5",
+    ),
+    Budget("client CPU, full-duplex audio", "cpu", ("client_cpu_percent_of_one_core",), 15, "% core", "window"),
+    Budget("RSS growth over the long meeting", "meeting", ("rss_growth_mb",), 20, "MB", "end - start"),
+    Budget("voicecoach --help wall time", "startup", ("help_wall_ms", "median"), 300, "ms", "median"),
+    Budget("heavy imports in --help", "startup", ("help_heavy_import_count",), 0, "modules", "count"),
+    Budget("quick hint tokens, 500 vs 5 messages (text)", "cost", ("text_growth_ratio",), 1.05, "x", "max/min"),
+    Budget("quick hint tokens, 500 vs 5 messages (refs)", "cost", ("references_growth_ratio",), 1.05, "x", "max/min"),
+)
+
+
+def _lookup(figures: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = figures
+    for key in path:
+        value = value[figures["measured_on"]] if key == "@sink" else value[key]
+    return value
+
+
+def check(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per budget whose bench ran: value, limit, and pass (None when the figure is missing)."""
+    rows: list[dict[str, Any]] = []
+    for budget in BUDGETS:
+        figures = results.get(budget.bench)
+        if figures is None:
+            continue
+        try:
+            value = float(_lookup(figures, budget.path))
+            limit = float(budget.limit(figures) if callable(budget.limit) else budget.limit)
+        except (KeyError, TypeError) as exc:
+            rows.append({"budget": budget.name, "value": None, "limit": None, "pass": None, "error": repr(exc)})
+            continue
+        rows.append(
+            {
+                "budget": budget.name,
+                "figure": f"{budget.bench}.{'.'.join(budget.path)}",
+                "value": round(value, 3),
+                "limit": round(limit, 3),
+                "unit": budget.unit,
+                "rule": budget.rule,
+                "pass": value <= limit,
+            }
+        )
+    return rows
+
+
+def budget_table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'budget':<46} {'value':>9} {'limit':>9}  {'unit':<8} {'judged on':<16} result"]
+    for row in rows:
+        verdict = {True: "pass", False: "MISS", None: "n/a"}[row["pass"]]
+        value = "-" if row["value"] is None else f"{row['value']:g}"
+        limit = "-" if row["limit"] is None else f"{row['limit']:g}"
+        lines.append(
+            f"{row['budget']:<46} {value:>9} {limit:>9}  {row.get('unit', ''):<8} {row.get('rule', ''):<16} {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def figures_table(results: dict[str, Any]) -> str:
+    """Every figure, one line each: summaries as median / p95 / p99 (n), scalars as they are."""
+    lines: list[str] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and "median" in value and "n" in value:
+            if value["n"]:
+                stats = f"median {value['median']:>9.3f}  p95 {value['p95']:>9.3f}  p99 {value['p99']:>9.3f}"
+                lines.append(f"  {prefix:<58} {stats}  (n={value['n']})")
+            else:
+                lines.append(f"  {prefix:<58} no samples")
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, inner)
+        else:
+            lines.append(f"  {prefix:<58} {value}")
+
+    for bench, figures in results.items():
+        lines.append(f"[{bench}]")
+        walk("", figures)
+    return "\n".join(lines)

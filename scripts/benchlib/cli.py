@@ -1,0 +1,173 @@
+"""``scripts/bench``: run the benchmarks, print the figures and the budgets, write JSON, optionally check.
+
+Exit status: 0, or 1 with ``--check`` when a budget is missed, 2 when a benchmark fails to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchlib.budgets import budget_table, check, figures_table
+from benchlib.common import make_hermetic
+
+
+@dataclass(frozen=True)
+class Sizes:
+    connect_samples: int
+    triggers: int
+    interrupt_reps: int
+    cpu_window_s: float
+    meeting_minutes: float
+    startup_samples: int
+
+
+FULL = Sizes(
+    connect_samples=10, triggers=200, interrupt_reps=15, cpu_window_s=30, meeting_minutes=120, startup_samples=10
+)
+QUICK = Sizes(connect_samples=2, triggers=10, interrupt_reps=1, cpu_window_s=3, meeting_minutes=10, startup_samples=2)
+
+
+def _benches(sizes: Sizes, tmp: Path) -> dict[str, Callable[[], dict[str, Any]]]:
+    # Imported when run, so that `scripts/bench --help` stays instant and each bench loads only what it needs.
+    def connect() -> dict[str, Any]:
+        from benchlib import connect
+
+        return connect.run(tmp, samples=sizes.connect_samples)
+
+    def trigger() -> dict[str, Any]:
+        from benchlib import hints
+
+        return hints.run_triggers(tmp, n=sizes.triggers)
+
+    def interrupt() -> dict[str, Any]:
+        from benchlib import hints
+
+        return hints.run_interrupts(tmp, reps=sizes.interrupt_reps)
+
+    def cpu() -> dict[str, Any]:
+        from benchlib import cpu
+
+        return cpu.run(tmp, window=sizes.cpu_window_s)
+
+    def meeting() -> dict[str, Any]:
+        from benchlib import meeting
+
+        return meeting.run(tmp, minutes=sizes.meeting_minutes)
+
+    def startup() -> dict[str, Any]:
+        from benchlib import startup
+
+        return startup.run(tmp, samples=sizes.startup_samples)
+
+    def cost() -> dict[str, Any]:
+        from benchlib import cost
+
+        return cost.run()
+
+    return {
+        "connect": connect,
+        "trigger": trigger,
+        "interrupt": interrupt,
+        "cpu": cpu,
+        "meeting": meeting,
+        "startup": startup,
+        "cost": cost,
+    }
+
+
+BENCH_NAMES = ("connect", "trigger", "interrupt", "cpu", "meeting", "startup", "cost")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench", description="voicecoach benchmarks with budgets (method: BENCHMARKS.md)"
+    )
+    parser.add_argument("--json", type=Path, default=Path("bench.json"), metavar="PATH", help="default: bench.json")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a budget is missed")
+    parser.add_argument("--quick", action="store_true", help="few samples of everything (a smoke test, ~30 s)")
+    parser.add_argument(
+        "--only", metavar="NAMES", help=f"comma-separated subset of: {', '.join(BENCH_NAMES)}", default=""
+    )
+    return parser
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCH_NAMES)
+    unknown = sorted(set(names) - set(BENCH_NAMES))
+    if unknown:
+        print(f"scripts/bench: unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCH_NAMES)}")
+        return 2
+    try:
+        import voicecoach.runner  # noqa: F401  # fail early and clearly when run outside the project's venv
+    except ImportError as exc:
+        print(f"scripts/bench: cannot import voicecoach with {sys.executable} ({exc}); activate the venv or set PYTHON")
+        return 2
+    sizes = QUICK if args.quick else FULL
+    results: dict[str, Any] = {}
+    failures: dict[str, str] = {}
+    timings: dict[str, float] = {}
+    machine = _machine()
+    with tempfile.TemporaryDirectory(prefix="voicecoach-bench-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        make_hermetic(tmp)
+        benches = _benches(sizes, tmp)
+        for name in names:
+            print(f"running {name} ...", flush=True)
+            started = time.monotonic()
+            try:
+                results[name] = benches[name]()
+            except Exception as exc:  # one broken bench must not hide the others' figures
+                failures[name] = f"{type(exc).__name__}: {exc}"
+                traceback.print_exc()
+            timings[name] = round(time.monotonic() - started, 1)
+    rows = check(results)
+    document = {
+        "machine": machine,
+        "quick": args.quick,
+        "sizes": sizes.__dict__,
+        "seconds_per_bench": timings,
+        "figures": results,
+        "budgets": rows,
+        "failures": failures,
+        "all_budgets_met": all(r["pass"] for r in rows) and not failures,
+    }
+    args.json.write_text(json.dumps(document, indent=2) + "\n")
+    print()
+    print(figures_table(results))
+    print()
+    print(budget_table(rows))
+    for name, why in failures.items():
+        print(f"FAILED {name}: {why}")
+    print(f"\nfigures written to {args.json} ({sum(timings.values()):.0f} s)")
+    if failures:
+        return 2
+    if args.check and not document["all_budgets_met"]:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
