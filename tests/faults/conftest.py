@@ -6,7 +6,6 @@ tests measure (reconnect times, items lost and duplicated) are printed in pytest
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -15,23 +14,11 @@ from typing import Any
 import pytest
 
 from voicecoach.server import RealtimeServer, Scenario, ServerConfig
-from voicecoach.transport.ice import pin_host_addresses
 
 # The e2e helpers (meeting audio, settings for a local server) are shared: `from e2e_harness import ...`.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 from faults_harness import FIGURES
-
-
-@pytest.fixture(autouse=True)
-def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No user config, no user data dir, no inherited VOICECOACH_* or OPENAI_* settings."""
-    for name in list(os.environ):
-        if name.startswith(("VOICECOACH_", "OPENAI_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("VOICECOACH_DATA_DIR", str(tmp_path / "data"))
-    pin_host_addresses(["127.0.0.1"])
 
 
 @pytest.fixture

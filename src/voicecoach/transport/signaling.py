@@ -57,22 +57,9 @@ async def create_client_secret(
     """Mint an ephemeral key for one session. The standard key never leaves this call."""
     url = f"{base_url}/realtime/client_secrets"
     headers = {"Authorization": f"Bearer {api_key.get_secret_value()}"}
-    status, body, _ = await _post(http, url, "client secret", timeout_s, json=request.to_wire(), headers=headers)
+    status, body, _ = await post(http, url, "client secret request", timeout_s, json=request.to_wire(), headers=headers)
     raise_for_status(status, body, "client secret request", auth_hint="check OPENAI_API_KEY")
-    try:
-        data = json.loads(body)
-        value = data["value"]
-        if not isinstance(value, str) or not value:
-            raise TypeError("value is not a string")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ServerUnavailable(
-            f"the client secret reply from {_host(url)} has no usable 'value' ({type(exc).__name__}); "
-            "is --base-url a Realtime API?",
-            status=status,
-        ) from None
-    expires_at = data.get("expires_at")
-    log.debug("got an ephemeral key expiring at %s", expires_at)
-    return ClientSecret(SecretStr(value), expires_at if isinstance(expires_at, int) else None)
+    return parse_client_secret(body, status, f"{_host(url)} (is --base-url a Realtime API?)")
 
 
 async def post_offer(
@@ -85,7 +72,7 @@ async def post_offer(
         "Content-Type": "application/sdp",
         "Accept": "application/sdp",
     }
-    status, body, location = await _post(http, url, "SDP offer", timeout_s, data=offer_sdp, headers=headers)
+    status, body, location = await post(http, url, "SDP offer", timeout_s, data=offer_sdp, headers=headers)
     raise_for_status(status, body, "SDP offer", auth_hint="the ephemeral key was refused or expired")
     if "v=0" not in body:
         raise ServerUnavailable(f"the SDP answer from {_host(url)} is not SDP (HTTP {status})", status=status)
@@ -94,9 +81,11 @@ async def post_offer(
     return SdpAnswer(body, call_id)
 
 
-async def _post(
-    http: aiohttp.ClientSession, url: str, what: str, timeout_s: float, **kwargs: Any
+async def post(
+    http: aiohttp.ClientSession, url: str, what: str, timeout_s: float, *, flag: str = "--base-url", **kwargs: Any
 ) -> tuple[int, str, str | None]:
+    """POST and read the reply: ``(status, body, Location)``. Network failures become one-line SignalingErrors
+    naming ``what`` was sent and the setting (``flag``) that points at the server."""
     host = _host(url)
     try:
         async with asyncio.timeout(timeout_s):
@@ -105,16 +94,33 @@ async def _post(
                 return resp.status, body, resp.headers.get("Location")
     except TimeoutError:
         raise SignalingTimeout(
-            f"no answer to the {what} from {host} within {timeout_s:g} s; check the network or raise --http-timeout"
+            f"no answer to the {what} from {host} within {timeout_s:g} s; check that it is running and reachable, "
+            "or raise --http-timeout"
         ) from None
     except aiohttp.ClientConnectorDNSError as exc:
-        raise Unreachable(f"cannot resolve {host!r} ({exc.os_error}); check --base-url and your DNS") from exc
+        raise Unreachable(f"cannot resolve {host!r} ({exc.os_error}); check {flag} and your DNS") from exc
     except aiohttp.ClientConnectorError as exc:
         raise Unreachable(
-            f"cannot connect to {host} ({exc.os_error.strerror or exc.os_error}); check --base-url and the network"
+            f"cannot connect to {host} ({exc.os_error.strerror or exc.os_error}); check {flag} and the network"
         ) from exc
     except aiohttp.ClientError as exc:
         raise Unreachable(f"the {what} to {host} failed: {redact_text(str(exc)) or type(exc).__name__}") from exc
+
+
+def parse_client_secret(body: str, status: int, source: str) -> ClientSecret:
+    """The ephemeral key in a ``{"value": "ek_…", "expires_at": …}`` reply; ``source`` is named if it is not."""
+    try:
+        data = json.loads(body)
+        value = data["value"]
+        if not isinstance(value, str) or not value:
+            raise TypeError("value is not a string")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ServerUnavailable(
+            f"the reply from {source} has no usable 'value' ({type(exc).__name__})", status=status
+        ) from None
+    expires_at = data.get("expires_at")
+    log.debug("got an ephemeral key expiring at %s", expires_at)
+    return ClientSecret(SecretStr(value), expires_at if isinstance(expires_at, int) else None)
 
 
 def raise_for_status(status: int, body: str, what: str, *, auth_hint: str) -> None:
