@@ -149,7 +149,27 @@ async def test_speech_played_into_the_virtual_mic_reaches_the_device_source(
     assert device_source.last_latency_s is not None and device_source.dropped == 0
 
 
-async def test_device_sink_write_is_recorded_back(recorder: Recorder) -> None:
+async def test_device_sink_write_is_recorded_back(virtual_audio: pulse.VirtualAudio, tmp_path: Path) -> None:
+    """A 300 ms burst written to the device comes back from the speaker's monitor, whole.
+
+    Real time on a shared 2-core machine: a stall can make the sound server drop a few blocks, so up to three
+    takes are made and one must come back whole; a sink that loses or mangles audio fails every take.
+    """
+    takes: list[str] = []
+    for attempt in range(3):
+        recorder = Recorder(virtual_audio, tmp_path / f"burst-{attempt}.raw")
+        try:
+            length_ms = await _burst_round_trip(recorder)
+        finally:
+            recorder.stop()
+        if length_ms == pytest.approx(300, abs=15):
+            return
+        takes.append(f"{length_ms} ms")
+    pytest.fail("the 300 ms burst never came back whole: " + ", ".join(takes))
+
+
+async def _burst_round_trip(recorder: Recorder) -> int:
+    """Write a 300 ms burst to the default output; the length in ms of what the monitor recorded."""
     await recorder.flowing()
     sink = DeviceSink(resolve_device(None, "output"))
     try:
@@ -166,7 +186,7 @@ async def test_device_sink_write_is_recorded_back(recorder: Recorder) -> None:
     env = envelope(recorded, 48000, 5)
     loud = np.flatnonzero(env > 0.1)
     assert loud.size, "nothing of the burst came back from vspeaker.monitor"
-    assert (loud[-1] - loud[0] + 1) * 5 == pytest.approx(300, abs=15)
+    return int(loud[-1] - loud[0] + 1) * 5
 
 
 async def test_flush_on_the_device_is_silent_within_30_ms(
