@@ -298,3 +298,33 @@ def test_an_internal_error_is_one_line_without_traceback(
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "internal error (RuntimeError): boom" in err
     assert "sk-leaky" not in err
+
+
+@pytest.fixture
+def no_portaudio(tmp_path: Path) -> dict[str, str]:
+    """An environment where ``import sounddevice`` fails as it does without libportaudio2 installed."""
+    fake = tmp_path / "no-portaudio"
+    fake.mkdir()
+    (fake / "sounddevice.py").write_text('raise OSError("PortAudio library not found")\n')
+    return {"PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])}
+
+
+async def test_without_portaudio_files_still_work(
+    tmp_path: Path, server: RealtimeServer, no_portaudio: dict[str, str]
+) -> None:
+    audio = np.concatenate(
+        [np.zeros(20000, np.int16), synth_speech("Let's review the plan."), np.zeros(40000, np.int16)]
+    )
+    x, y = write_wav(tmp_path / "x.wav", audio), tmp_path / "y.wav"
+    code, out, err = await voicecoach(
+        tmp_path, "run", "--plain", "--base-url", server.base_url, "--ice-host", "127.0.0.1",
+        "--input-file", str(x), "--output-file", str(y), "--duration", "4", **no_portaudio,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "You: Let's review the plan." in out
+    assert y.exists()
+
+
+async def test_without_portaudio_devices_give_one_line(tmp_path: Path, no_portaudio: dict[str, str]) -> None:
+    code, _, err = await voicecoach(tmp_path, "devices", **no_portaudio)
+    assert_one_line_error(code, err, 2, "PortAudio", "libportaudio2", "--input-file")

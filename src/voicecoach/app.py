@@ -104,7 +104,7 @@ def print_summary(view: View, report: SessionReport) -> None:
     view.info(f"session ended: {report.reason}")
     if phases:
         view.info(f"connect: {phases}")
-    view.info(f"estimated cost: ${report.cost_usd:.4f}")
+    view.info(f"estimated cost: ${report.cost_usd:.4f}; playback underruns: {report.underruns}")
     if report.session_path is not None:
         view.info(f"transcript: {report.session_path} (voicecoach sessions show {report.session_path.stem})")
 

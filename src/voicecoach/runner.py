@@ -102,6 +102,7 @@ class SessionReport:
     transcript: list[str] = field(default_factory=list)
     links: int = 0  # connections made: 1 + reconnects + rollovers
     session_path: Path | None = None  # the crash-safe transcript file, when kept
+    underruns: int = 0  # times the player ran dry while playing
 
 
 @dataclass
@@ -521,6 +522,7 @@ class SessionRunner:
 
     async def _close(self) -> None:
         self.report.cost_usd = self.coach.usage.cost_usd
+        self.report.underruns = self.player.underruns
         if self._link is not None:
             await self._close_link(self._link)
         if self.coach.live or self.coach.state.value == "connecting":

@@ -151,3 +151,37 @@ async def _wait(condition: Any, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+async def test_mute_sends_silence_keeps_the_session_and_unmute_is_immediate(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    """Muted, the server hears silence and the call stays up; after unmute, sound reaches it within 100 ms."""
+    from voicecoach.audio.frames import WIRE_RATE, envelope
+
+    server = await server_factory()
+    tone = (np.sin(np.arange(48000 * 30) * 2 * np.pi * 300 / 48000) * 8000).astype(np.int16)  # 30 s of sound
+    marks: dict[str, int] = {}
+
+    async def mute_then_unmute(runner: SessionRunner) -> None:
+        assert await _wait(lambda: runner.coach.state is State.LISTENING, 10)
+        call = await server.wait_for_call()
+        assert await _wait(lambda: call.received_audio.size > WIRE_RATE // 2, 5)  # sound flows
+        runner.intents.put_nowait(Intent.TOGGLE_MUTE)
+        assert await _wait(lambda: runner.coach.state is State.MUTED, 5)
+        marks["muted"] = call.received_audio.size
+        await asyncio.sleep(1.2)  # the muted stretch under test: a duration, not a wait for something
+        marks["unmuted"] = call.received_audio.size
+        runner.intents.put_nowait(Intent.TOGGLE_MUTE)
+        assert await _wait(lambda: call.received_audio.size > marks["unmuted"] + WIRE_RATE // 2, 5)
+        assert not call.closed
+        runner.stop("test over")
+
+    await run_session(server, tmp_path, tone, during=mute_then_unmute)
+    heard = server.calls[0].received_audio
+    in_flight = WIRE_RATE // 5  # sound sent just before the mute still arrives for up to ~200 ms
+    muted = envelope(heard[marks["muted"] + in_flight : marks["unmuted"]], WIRE_RATE)
+    assert muted.size >= 40 and float(muted.max()) < 0.005  # ≥ 0.8 s of it arrived, all silence
+    after = envelope(heard[marks["unmuted"] :], WIRE_RATE) > 0.05
+    first_loud_ms = int(np.argmax(after)) * 20
+    assert after.any() and first_loud_ms <= 100, first_loud_ms
