@@ -8,10 +8,13 @@ otherwise offers every other interface of the machine).
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from voicecoach.server import RealtimeServer, Scenario, ServerConfig
 from voicecoach.transport.ice import pin_host_addresses
 
 
@@ -24,3 +27,29 @@ def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
     monkeypatch.setenv("VOICECOACH_DATA_DIR", str(tmp_path / "data"))
     pin_host_addresses(["127.0.0.1"])
+
+
+@pytest.fixture
+def server_defaults() -> dict[str, Any]:
+    """ServerConfig fields every ``server_factory`` server gets unless the test says otherwise.
+
+    The deterministic synthetic voice: tests must not depend on espeak-ng being installed.
+    """
+    return {"voice": "synth"}
+
+
+@pytest.fixture
+async def server_factory(server_defaults: dict[str, Any]) -> AsyncIterator[Callable[..., Any]]:
+    """Start local Realtime servers (scenario lines, then ServerConfig fields); each is stopped after the test."""
+    servers: list[RealtimeServer] = []
+
+    async def make(utterances: Sequence[str] = (), responses: Sequence[str] = (), **config: Any) -> RealtimeServer:
+        scenario = Scenario(utterances=list(utterances), responses=list(responses))
+        server = RealtimeServer(ServerConfig(scenario=scenario, **{**server_defaults, **config}))
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        await server.stop()
