@@ -38,7 +38,12 @@ async def run_app(settings: Settings, on_stop: StopHook, config_path: Path | Non
         raise
     store = SessionStore() if settings.keep_sessions else None
     if use_tui(settings):
-        return await run_tui(settings, source, sink, store, on_stop, config_path or default_config_path())
+        sessions = Sessions(settings, source, sink, store)
+        on_stop(sessions.stop)
+        code, report = await run_tui(sessions, config_path or default_config_path())
+        if report is not None:
+            print_summary(PlainView(), report)
+        return code
     view = PlainView()
     report = await run_with_keys(settings, view, source, sink, on_stop, store)
     print_summary(view, report)
@@ -66,37 +71,40 @@ async def run_with_keys(
             await keys
 
 
-async def run_tui(
-    settings: Settings,
-    source: FrameSource,
-    sink: FrameSink,
-    store: SessionStore | None,
-    on_stop: StopHook,
-    config_path: Path,
-) -> int:
+class Sessions:
+    """Makes the runner of a session for whichever UI asks (``make_session``), and can stop all it made.
+
+    The UI creates the session with its own view, so a signal handler cannot hold the runner up front; it
+    holds this instead.
+    """
+
+    def __init__(self, settings: Settings, source: FrameSource, sink: FrameSink, store: SessionStore | None) -> None:
+        self.settings = settings
+        self._args = (source, sink, store)
+        self._runners: list[SessionRunner] = []
+
+    def __call__(self, view: View) -> SessionRunner:
+        source, sink, store = self._args
+        runner = SessionRunner(self.settings, view, source, sink, store=store)
+        self._runners.append(runner)
+        return runner
+
+    def stop(self, reason: str) -> None:
+        for runner in self._runners:
+            runner.stop(reason)
+
+
+async def run_tui(sessions: Sessions, config_path: Path) -> tuple[int, SessionReport | None]:
+    """Run one session in the full-screen UI; afterwards print its last line on the normal screen."""
     from .ui.tui import CoachApp
 
     quiet_logging_for_tui()
-    runners: list[SessionRunner] = []
-
-    def make_session(view: View) -> SessionRunner:
-        runner = SessionRunner(settings, view, source, sink, store=store)
-        runners.append(runner)
-        return runner
-
-    def stop_all(reason: str) -> None:
-        for runner in runners:
-            runner.stop(reason)
-
-    app = CoachApp(settings, make_session, config_path)
-    on_stop(stop_all)
+    app = CoachApp(sessions.settings, sessions, config_path)
     code = await app.run_async()
     if app.summary:
         print(app.summary)
-    report = app.report
-    if isinstance(report, SessionReport):
-        print_summary(PlainView(), report)
-    return code if code is not None else app.return_code or 0
+    report = app.report if isinstance(app.report, SessionReport) else None
+    return (code if code is not None else app.return_code or 0), report
 
 
 def print_summary(view: View, report: SessionReport) -> None:

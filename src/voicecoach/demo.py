@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .app import use_tui
+from .app import Sessions, run_tui, use_tui
 from .audio.files import FrameSink, NullSink, PcmSource, WavSink
 from .audio.frames import WIRE_RATE, Pcm, silence
-from .config import Settings, load_settings
+from .config import load_settings
 from .errors import AudioError
-from .runner import SessionReport, SessionRunner
+from .runner import SessionReport
 from .server import RealtimeServer, Scenario, ServerConfig
 from .server.voice import speech_pcm
 from .store import SessionStore
@@ -88,27 +88,18 @@ async def run_demo(
             "output_file": output_file,
         }
         settings = load_settings(None, overrides)
-        runners: list[SessionRunner] = []
-
-        def make_session(view: View) -> SessionRunner:
-            runner = SessionRunner(settings, view, source, sink, store=SessionStore())
-            runners.append(runner)
-            return runner
-
-        def stop_all(reason: str) -> None:
-            for runner in runners:
-                runner.stop(reason)
-
-        on_stop(stop_all)
-        ender = asyncio.create_task(_end_after_meeting(source, stop_all), name="demo-ender")
+        sessions = Sessions(settings, source, sink, SessionStore())
+        on_stop(sessions.stop)
+        ender = asyncio.create_task(_end_after_meeting(source, sessions.stop), name="demo-ender")
         try:
             if use_tui(settings):
-                code, report = await _demo_tui(settings, make_session)
+                # Settings edited during the demo go to a scratch file, not the user's config.
+                code, report = await run_tui(sessions, Path(tempfile.gettempdir()) / "voicecoach-demo-settings.toml")
             else:
                 view = PlainView()
                 view.info("voicecoach demo: a scripted meeting against the built-in local server")
                 view.info(f"the coach's voice goes to {where}")
-                code, report = 0, await make_session(view).run()
+                code, report = 0, await sessions(view).run()
         finally:
             ender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -128,21 +119,6 @@ def demo_sink(output_file: Path | None) -> tuple[FrameSink, str]:
         return open_sink(None, None), "the default output device"
     except AudioError:
         return NullSink(), "no sound device (none found; use --output-file to keep it)"
-
-
-async def _demo_tui(
-    settings: Settings, make_session: Callable[[View], SessionRunner]
-) -> tuple[int, SessionReport | None]:
-    from .app import quiet_logging_for_tui
-    from .ui.tui import CoachApp
-
-    quiet_logging_for_tui()
-    app = CoachApp(settings, make_session, Path(tempfile.gettempdir()) / "voicecoach-demo-settings.toml")
-    code = await app.run_async()
-    if app.summary:
-        print(app.summary)
-    report = app.report if isinstance(app.report, SessionReport) else None
-    return (code if code is not None else app.return_code or 0), report
 
 
 def print_demo_summary(

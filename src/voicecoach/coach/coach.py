@@ -36,7 +36,7 @@ from .actions import (
 from .conversation import Conversation, Message, render_window
 from .phrases import PhraseMatcher, TriggerDetector
 from .settings import CoachSettings
-from .state import InvalidTransition, Move, State, next_state
+from .state import Move, State, next_state
 from .usage import Prices, UsageTotals, prices_for
 
 log = logging.getLogger(__name__)
@@ -450,10 +450,7 @@ class Coach:
 
     def _move(self, move: Move) -> list[Action]:
         previous = self.state
-        try:
-            self.state = next_state(previous, move)
-        except InvalidTransition:
-            raise
+        self.state = next_state(previous, move)  # an illegal move raises InvalidTransition: a bug in the caller
         if self.state is previous:
             return []
         log.debug("coach %s → %s (%s)", previous, self.state, move)
@@ -462,6 +459,3 @@ class Coach:
 
 def _tier(action: str) -> Tier:
     return "quick" if action == "quick" else "full"
-
-
-__all__ = ["Coach", "EndSession"]
