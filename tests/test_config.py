@@ -83,8 +83,8 @@ def test_nested_coach_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         ),
         ("", {}, {"duration": -1.0}, "invalid duration from --duration"),
         ("", {}, {"base_url": "ftp://x"}, "invalid base_url from --base-url"),
-        ("bogus = 1\n", {}, {}, "unknown setting 'bogus' in config file"),
-        ("[coach]\nquick_window = 0\n", {}, {}, "invalid coach from config file"),
+        ("bogus = 1\n", {}, {}, "unknown setting bogus in config file"),
+        ("[coach]\nquick_window = 0\n", {}, {}, "invalid coach.quick_window from config file"),
         ("session_max_seconds = 60\nrollover_margin_seconds = 90\n", {}, {}, "invalid settings: rollover_margin"),
     ],
 )
@@ -126,3 +126,149 @@ def test_default_file_is_optional(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     (tmp_path / "nowhere" / "voicecoach").mkdir(parents=True)
     (tmp_path / "nowhere" / "voicecoach" / "config.toml").write_text('voice = "cedar"\n')
     assert load_settings(None).voice == "cedar"
+
+
+# --- every source, every level: one line naming the source, the dotted key and what is allowed (issue 10) ---
+
+
+def fails(path: Path, env: dict[str, str] | None = None, flags: dict[str, object] | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, flags, environ=env or {})
+    message = str(info.value)
+    assert "\n" not in message and info.value.exit_code == 2
+    return message
+
+
+def test_non_utf8_file_names_the_file_and_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(b'model = "caf\xe9"\n')
+    assert fails(path) == f"config file {path} is not UTF-8 text (byte 0xe9 at offset 12); save it as UTF-8"
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("coach = 3\n", "invalid coach from config file {path}: must be a table of settings"),
+        ("[model]\nx = 1\n", "invalid model from config file {path}: Input should be a valid string"),
+        (
+            "[coach]\nquick_phrase = ['a']\n",
+            "unknown setting coach.quick_phrase in config file {path}; did you mean coach.quick_phrases?",
+        ),
+        (
+            "quick_seconds = 5\n",
+            "unknown setting quick_seconds in config file {path}; did you mean coach.quick_seconds?",
+        ),
+        ("[coach]\nquick_phrases = [1]\n", "invalid coach.quick_phrases[0] from config file {path}: Input should be"),
+        ("[token_server]\nport = 70000\n", "invalid token_server.port from config file {path}: Input should be less"),
+        ('input_file = "a\\u0000b"\n', "invalid input_file from config file {path}: contains a NUL character"),
+        ("duration = nan\n", "invalid duration from config file {path}: Input should be a finite number"),
+        ('ice_servers = ["stun.example.org"]\n', "invalid ice_servers from config file {path}: 'stun.example.org' is"),
+        ('base_url = "http://h:99999/v1"\n', "invalid base_url from config file {path}: is not a valid URL"),
+        ('events_file = "."\n', "invalid events_file from config file {path}: '.' is a directory"),
+    ],
+)
+def test_file_errors_at_any_level(tmp_path: Path, toml: str, expected: str) -> None:
+    path = write(tmp_path, toml)
+    assert fails(path).startswith(expected.format(path=path))
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"VOICECOACH_MODLE": "x"}, "unknown environment variable VOICECOACH_MODLE; did you mean VOICECOACH_MODEL?"),
+        ({"VOICECOACH_QUICK_SECONDS": "5"}, "did you mean VOICECOACH_COACH__QUICK_SECONDS?"),
+        (
+            {"VOICECOACH_COACH__QUICK_SECONDS": "500"},
+            "invalid coach.quick_seconds from environment variable "
+            "VOICECOACH_COACH__QUICK_SECONDS: Input should be less than or equal to 170",
+        ),
+        ({"VOICECOACH_COACH": "{bad"}, "invalid coach from environment variable VOICECOACH_COACH: not valid JSON"),
+        (
+            {"VOICECOACH_COACH": '{"full_window": 0}'},
+            "invalid coach.full_window from environment variable VOICECOACH_COACH:",
+        ),
+        (
+            {"VOICECOACH_COACH__QUICK_PHRASES": '["a"'},
+            "invalid coach.quick_phrases from environment variable VOICECOACH_COACH__QUICK_PHRASES: not valid JSON",
+        ),
+        (
+            {"VOICECOACH_TOKEN_SERVER__PORT": "x"},
+            "invalid token_server.port from environment variable VOICECOACH_TOKEN_SERVER__PORT",
+        ),
+        ({"OPENAI_BASE_URL": "http:///v1"}, "invalid base_url from environment variable OPENAI_BASE_URL"),
+        (
+            {"VOICECOACH_ICE_HOSTS": "127.0.0.1,localhost"},
+            "invalid ice_hosts from environment variable VOICECOACH_ICE_HOSTS: 'localhost' is not an IP address",
+        ),
+        ({"VOICECOACH_VOICE": "\udcff"}, "invalid voice from environment variable VOICECOACH_VOICE: not valid UTF-8"),
+    ],
+)
+def test_environment_errors_name_the_variable(tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    assert expected in fails(write(tmp_path, ""), env)
+
+
+def test_lists_take_commas_or_json_in_every_table(tmp_path: Path) -> None:
+    env = {
+        "VOICECOACH_COACH__QUICK_PHRASES": "nice one, tell me more",
+        "VOICECOACH_COACH__INTERRUPT_PHRASES": '["thanks, got it", "stop"]',
+        "VOICECOACH_ICE_SERVERS": '["stun:127.0.0.1:3478"]',
+        "VOICECOACH_ICE_HOSTS": "127.0.0.1, ::1",
+    }
+    s = load_settings(write(tmp_path, ""), environ=env)
+    assert s.coach.quick_phrases == ["nice one", "tell me more"]
+    assert s.coach.interrupt_phrases == ["thanks, got it", "stop"]
+    assert s.ice_servers == ["stun:127.0.0.1:3478"] and s.ice_hosts == ["127.0.0.1", "::1"]
+
+
+def test_nested_keys_merge_across_sources_and_errors_follow_the_winner(tmp_path: Path) -> None:
+    path = write(tmp_path, "[coach]\nquick_seconds = 500\nfull_window = 4\n")
+    # The environment's valid value replaces the file's bad one; the file's other key stays.
+    s = load_settings(path, environ={"VOICECOACH_COACH__QUICK_SECONDS": "5"})
+    assert (s.coach.quick_seconds, s.coach.full_window) == (5, 4)
+    message = fails(path, {"VOICECOACH_COACH__FULL_WINDOW": "7"})
+    assert message.startswith(f"invalid coach.quick_seconds from config file {path}")
+    assert "from --port" in fails(path, {"VOICECOACH_COACH__QUICK_SECONDS": "5"}, {"token_server": {"port": -1}})
+
+
+def test_flag_errors_name_the_flag_typed(tmp_path: Path) -> None:
+    message = fails(write(tmp_path, ""), flags={"ice_hosts": ["nope"]})
+    assert message.startswith("invalid ice_hosts from --ice-hosts")  # the default name...
+    with pytest.raises(ConfigError, match="from --ice-host:"):  # ...and the one cli passes
+        load_settings(write(tmp_path, ""), {"ice_hosts": ["nope"]}, flag_names={"ice_hosts": "--ice-host"}, environ={})
+
+
+def test_empty_variable_counts_as_unset_and_data_dir_is_not_a_setting(tmp_path: Path) -> None:
+    env = {"VOICECOACH_MODEL": "", "VOICECOACH_DATA_DIR": str(tmp_path)}
+    assert load_settings(write(tmp_path, ""), environ=env).model == "gpt-realtime-1.5"
+
+
+def test_undecodable_argv_is_one_line_in_a_real_process(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VOICECOACH_", "OPENAI_"))}
+    env["XDG_CONFIG_HOME"] = str(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "voicecoach", "run", "--debug", "--model", b"\xff"],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 2, err
+    assert err.splitlines()[-1] == (
+        "voicecoach: error: invalid model from --model: not valid UTF-8 text; check the terminal's encoding"
+    )
+
+
+def test_saving_settings_refuses_a_non_utf8_file_in_one_line(tmp_path: Path) -> None:
+    from voicecoach.coach.settings import CoachSettings
+    from voicecoach.config_writer import save_coach_settings
+
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"model = '\xff'\n")
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text; fix it before saving settings$"):
+        save_coach_settings(path, CoachSettings(quick_window=2))
+    assert path.read_bytes() == b"model = '\xff'\n"  # untouched

@@ -1,114 +1,107 @@
-"""Settings: defaults < TOML file < environment < command-line flags (pydantic-settings).
+"""Settings: defaults < TOML file < environment < command-line flags.
 
 Call :func:`load_settings`. It never lets a ``ValidationError`` escape: an invalid value becomes one
-:class:`~voicecoach.errors.ConfigError` line naming the source (flag, variable or file), the field and what is
-allowed. Secret values are never echoed in those messages.
+:class:`~voicecoach.errors.ConfigError` line naming the source (flag, variable or file), the full dotted key
+(``coach.quick_seconds``) and what is allowed, with the closest known key for a typo. Secret values are never
+echoed in those messages. Reading the sources, and remembering where each value came from, is
+:mod:`voicecoach.config_sources`; pydantic (through pydantic-settings' ``BaseSettings``) validates the merge.
 """
 
 from __future__ import annotations
 
-import os
-import tomllib
+import ipaddress
+import re
 from collections.abc import Mapping
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    InitSettingsSource,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .coach.settings import CoachSettings
+from .config_sources import (
+    ENV_PREFIX,
+    Layer,
+    check_text,
+    closest,
+    dotted,
+    env_names,
+    flag_layer,
+    layer_of,
+    merge,
+    nested_model,
+    origin_of,
+    read_env,
+    read_toml,
+)
 from .errors import ConfigError
+from .tokenserver_settings import TokenServerSettings
 
-ENV_PREFIX = "VOICECOACH_"
+__all__ = ["DEFAULT_BASE_URL", "ENV_PREFIX", "Settings", "default_config_path", "load_settings", "read_toml"]
+
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-
-# The TOML values of the load in progress; a ContextVar because pydantic-settings builds sources on a classmethod.
-_toml_values: ContextVar[dict[str, Any] | None] = ContextVar("_toml_values", default=None)
+# aiortc's own grammar for ICE server URLs (aiortc.rtcicetransport): checked here so a typo fails at start-up.
+_ICE_URL = re.compile(r"(stun|stuns|turn|turns):[^?:\s]+(:[0-9]{1,5})?(\?transport=(udp|tcp))?")
 
 
 def default_config_path() -> Path:
     return platformdirs.user_config_path("voicecoach") / "config.toml"
 
 
-def _comma_list(value: Any) -> Any:
-    # VOICECOACH_ICE_HOSTS=127.0.0.1,::1 — lists from the environment are comma-separated, not JSON.
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
-
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        extra="forbid",
-        populate_by_name=True,
-        validate_default=True,
-        case_sensitive=False,
-        env_nested_delimiter="__",
-    )
+    model_config = SettingsConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
     # --- connection -------------------------------------------------------------------------------------
-    api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("api_key", "VOICECOACH_API_KEY", "OPENAI_API_KEY")
-    )
-    base_url: str = Field(
-        default=DEFAULT_BASE_URL, validation_alias=AliasChoices("base_url", "VOICECOACH_BASE_URL", "OPENAI_BASE_URL")
-    )
-    model: str = "gpt-realtime-1.5"
-    voice: str = "alloy"
+    api_key: SecretStr | None = None  # also OPENAI_API_KEY
+    base_url: str = DEFAULT_BASE_URL  # also OPENAI_BASE_URL
+    model: str = Field(default="gpt-realtime-1.5", min_length=1)
+    voice: str = Field(default="alloy", min_length=1)
     token_ttl_seconds: int = Field(default=600, ge=10, le=7200)
     # A token server (voicecoach token-server) mints ephemeral keys for clients that hold no API key.
     token_url: str | None = None
-    token_secret: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("token_secret", "VOICECOACH_TOKEN_SECRET")
-    )
-    ice_servers: Annotated[list[str], NoDecode] = []
-    ice_hosts: Annotated[list[str], NoDecode] = []
-    http_timeout: float = Field(default=10.0, gt=0)
+    token_secret: SecretStr | None = None
+    ice_servers: list[str] = []
+    ice_hosts: list[str] = []
+    http_timeout: float = Field(default=10.0, gt=0, le=600)
     # The server ends a session after 60 minutes (session_expired); we renew it this long before that.
-    session_max_seconds: float = Field(default=3600.0, gt=0)
+    session_max_seconds: float = Field(default=3600.0, gt=0, le=86400)
     # None: 120 s, or a tenth of session_max_seconds when that is shorter.
     rollover_margin_seconds: float | None = Field(default=None, ge=0)
-    connect_timeout: float = Field(default=10.0, gt=0)
+    connect_timeout: float = Field(default=10.0, gt=0, le=600)
 
     # --- listening ---------------------------------------------------------------------------------------
     instructions: str = (
         "You are a discreet coach whispering into the ear of a person in a meeting, interview or study "
         "session. Speak only when asked, briefly, in the language of the conversation."
     )
-    transcription_model: str = "gpt-4o-mini-transcribe"
-    transcription_language: str | None = None
+    transcription_model: str = Field(default="gpt-4o-mini-transcribe", min_length=1)
+    transcription_language: str | None = Field(default=None, min_length=1)
     noise_reduction: Literal["near_field", "far_field", "off"] = "near_field"
     vad_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
-    vad_silence_ms: int = Field(default=500, ge=0)
-    vad_prefix_padding_ms: int = Field(default=300, ge=0)
+    vad_silence_ms: int = Field(default=500, ge=0, le=60_000)
+    vad_prefix_padding_ms: int = Field(default=300, ge=0, le=60_000)
 
     # --- audio -------------------------------------------------------------------------------------------
     input_file: Path | None = None
+    loop: bool = False  # play input_file again from the start when it ends, instead of ending the run
     output_file: Path | None = None
     output_rate: int = Field(default=24000, ge=8000, le=192000)
-    input_device: str | None = None
-    output_device: str | None = None
+    input_device: str | None = Field(default=None, min_length=1)
+    output_device: str | None = Field(default=None, min_length=1)
     prebuffer_ms: int = Field(default=80, ge=0, le=1000)
 
     # --- run ---------------------------------------------------------------------------------------------
     events_file: Path | None = None
-    duration: float | None = Field(default=None, gt=0)
+    duration: float | None = Field(default=None, gt=0, le=7 * 86400)
     plain: bool = False
     keep_sessions: bool = True  # write each session's transcript to the user data dir
 
     # --- the coach ([coach] in the TOML file, VOICECOACH_COACH__QUICK_SECONDS=8 in the environment) ------
     coach: CoachSettings = CoachSettings()
-
-    _split_lists = field_validator("ice_servers", "ice_hosts", mode="before")(_comma_list)
+    # --- voicecoach token-server ([token_server] in the TOML file, VOICECOACH_TOKEN_SERVER__BURST=5) ------
+    token_server: TokenServerSettings = TokenServerSettings()
 
     @property
     def rollover_margin(self) -> float:
@@ -126,12 +119,52 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("base_url")
+    @field_validator("base_url", "token_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://, e.g. http://127.0.0.1:8765/v1")
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        example = "e.g. http://127.0.0.1:8765/v1"
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 (read for its check: a port that is not a number in 0-65535 raises)
+        except ValueError as exc:
+            raise ValueError(f"is not a valid URL ({exc}); {example}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+            raise ValueError(f"must be an http:// or https:// URL with a host, {example}")
         return value.rstrip("/")
+
+    @field_validator("ice_hosts")
+    @classmethod
+    def _ip_addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(f"{address!r} is not an IP address; give one like 127.0.0.1") from None
+        return value
+
+    @field_validator("ice_servers")
+    @classmethod
+    def _ice_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not _ICE_URL.fullmatch(url):
+                raise ValueError(f"{url!r} is not a STUN/TURN URL; give one like stun:stun.example.org:3478")
+        return value
+
+    @field_validator("input_file", "output_file", "events_file", mode="before")
+    @classmethod
+    def _non_empty_path(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must be a file name, not empty")
+        return value
+
+    @field_validator("input_file", "output_file", "events_file")
+    @classmethod
+    def _not_a_directory(cls, value: Path | None) -> Path | None:
+        if value is not None and value.is_dir():
+            raise ValueError(f"{str(value)!r} is a directory; give a file name")
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -142,81 +175,83 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # First wins: flags (init), then the environment, then the TOML file; defaults last.
-        return (init_settings, env_settings, InitSettingsSource(settings_cls, _toml_values.get() or {}))
+        # load_settings merges the file, the environment and the flags itself (config_sources keeps where each
+        # value came from); Settings(...) takes exactly what it is given.
+        return (init_settings,)
 
 
-def load_settings(config_path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+def load_settings(
+    config_path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    flag_names: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
     """Build the settings. ``config_path=None`` reads the default file if it exists.
 
-    ``overrides`` are command-line flags (field name → value; ``None`` values mean "not given").
+    ``overrides`` are command-line flags (field name → value, nested tables as dicts; ``None`` values mean "not
+    given"). ``flag_names`` maps a dotted key to the flag that set it (default: ``--`` and the key's last part
+    with dashes), so that an error names the flag the user typed. ``environ`` defaults to ``os.environ``.
+    Raises :class:`ConfigError` (one line).
     """
-    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     explicit = config_path is not None
     path = config_path if config_path is not None else default_config_path()
-    toml = read_toml(path, required=explicit)
-    token = _toml_values.set(toml)
+    toml = layer_of(read_toml(path, required=explicit), f"config file {path}")
+    check_text(toml.values, f"config file {path}", ())
+    env = read_env(Settings, environ)
+    flags = flag_layer(overrides or {}, flag_names or {})
+    merged = merge(toml, env, flags)
     try:
-        return Settings(**flags)
+        return Settings(**merged.values)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, flags, toml, path)) from None
-    finally:
-        _toml_values.reset(token)
+        raise ConfigError(_describe(exc, merged)) from None
 
 
-def read_toml(path: Path, *, required: bool) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        if required:
-            raise ConfigError(f"config file {path} does not exist; create it or drop --config") from None
-        return {}
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
-
-
-def _describe(exc: ValidationError, flags: Mapping[str, Any], toml: Mapping[str, Any], path: Path) -> str:
-    """One line for the first error: where the bad value came from, which field, what is allowed."""
+def _describe(exc: ValidationError, merged: Layer) -> str:
+    """One line for the first error: which key, where its value came from, what is allowed."""
     error = exc.errors()[0]
-    if not error["loc"]:  # a rule across fields (model validator): its message names the fields
-        return f"invalid settings: {error['msg'].removeprefix('Value error, ')}"
-    key = str(error["loc"][0])
-    field = _field_for(key)
+    loc = tuple(error["loc"])
+    detail = str(error["msg"]).removeprefix("Value error, ")
+    if not loc:  # a rule across fields (model validator): its message names them; say where each came from
+        named = [f for f in Settings.model_fields if re.search(rf"\b{f}\b", detail)]
+        sources = "; ".join(f"{f} from {origin_of(merged.origins, (f,))}" for f in named)
+        return f"invalid settings: {detail}" + (f" ({sources})" if sources else "")
+    key = dotted(loc)
+    origin = origin_of(merged.origins, loc)
     if error["type"] == "extra_forbidden":
-        known = ", ".join(sorted(Settings.model_fields))
-        return f"unknown setting {key!r} in config file {path}; known settings: {known}"
-    source = _source_of(field, flags, toml, path)
-    detail = error["msg"].removeprefix("Value error, ")
-    if error["loc"][1:]:
-        detail = f"{'.'.join(str(p) for p in error['loc'][1:])}: {detail}"
-    return f"invalid {field} from {source}: {detail}"
+        parent = loc[:-1]
+        known = _keys_at(parent)
+        # A key put in the wrong table (quick_seconds at the top) finds its place (coach.quick_seconds);
+        # else the nearest key of the same table; else of any table.
+        leaf = str(loc[-1])
+        elsewhere = {k.rsplit(".", 1)[-1]: k for k in settings_keys() if k not in _TABLES}
+        near = closest(leaf, known)
+        match = elsewhere.get(leaf) or (dotted((*parent, near)) if near else None)
+        match = match or elsewhere.get(closest(leaf, elsewhere) or "")
+        hint = (
+            f"; did you mean {match}?"
+            if match
+            else (f"; known keys{' of [' + dotted(parent) + ']' if parent else ''}: {', '.join(sorted(known))}")
+        )
+        return f"unknown setting {key} in {origin}{hint}"
+    if error["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        detail = "must be a table of settings (a [section] in the file, a JSON object in a variable)"
+    return f"invalid {key} from {origin}: {detail}"
 
 
-def _field_for(key: str) -> str:
-    for name, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        if key == name or (isinstance(alias, AliasChoices) and key in alias.choices):
-            return name
-    return key
+def _keys_at(parent: tuple[str | int, ...]) -> list[str]:
+    model: Any = Settings
+    for part in parent:
+        info = model.model_fields.get(part) if isinstance(part, str) else None
+        model = nested_model(info.annotation) if info is not None else None
+        if model is None:
+            return []
+    return list(model.model_fields)
 
 
-def _env_names(field: str) -> list[str]:
-    alias = Settings.model_fields[field].validation_alias if field in Settings.model_fields else None
-    if isinstance(alias, AliasChoices):
-        return [str(c) for c in alias.choices if str(c).isupper()]
-    return [ENV_PREFIX + field.upper()]
+_TABLES = {name for name, info in Settings.model_fields.items() if nested_model(info.annotation) is not None}
 
 
-def _source_of(field: str, flags: Mapping[str, Any], toml: Mapping[str, Any], path: Path) -> str:
-    if field in flags:
-        return "--" + field.replace("_", "-")
-    environ = {k.upper() for k in os.environ}
-    for name in _env_names(field):
-        if name in environ:
-            return f"environment variable {name}"
-    if field in toml:
-        return f"config file {path}"
-    return "the default"
+def settings_keys() -> dict[str, str]:
+    """Every dotted setting key → the environment variable that sets it (for docs and their tests)."""
+    return {dotted(path): name for name, path in env_names(Settings).items() if name.startswith(ENV_PREFIX)}

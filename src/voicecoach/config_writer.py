@@ -55,9 +55,10 @@ def _read(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         return {}
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         # Refuse to overwrite a file we could not parse: that would silently drop the user's other settings.
-        raise ConfigError(f"config file {path} is not valid TOML ({exc}); fix it before saving settings") from None
+        what = "UTF-8 text" if isinstance(exc, UnicodeDecodeError) else f"valid TOML ({exc})"
+        raise ConfigError(f"config file {path} is not {what}; fix it before saving settings") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
 
