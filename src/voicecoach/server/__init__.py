@@ -5,14 +5,15 @@ realtime-protocol.md: the same endpoints, event names and shapes, ordering and e
 speech, so what it "hears" and "says" comes from a scenario (:mod:`.scenario`).
 
 Layers: a sans-I/O core (:mod:`.session`, :mod:`.handlers`, :mod:`.responses`, :mod:`.conversation`,
-:mod:`.input_audio`, :mod:`.vad`, :mod:`.usage`, :mod:`.validation`, :mod:`.defaults`) driven by one WebRTC call each
-(:mod:`.call`, :mod:`.audio_track`), behind an aiohttp app (:mod:`.app`) owned by :class:`RealtimeServer`.
+:mod:`.input_audio`, :mod:`.vad`, :mod:`.usage`, :mod:`.validation`, :mod:`.catalog`, :mod:`.defaults`) driven by one
+WebRTC call each (:mod:`.call`, :mod:`.audio_track`, :mod:`.fitting`), behind an aiohttp app (:mod:`.app`) owned by
+:class:`RealtimeServer`.
 """
 
 from __future__ import annotations
 
 from .call import Call
-from .config import ServerConfig
+from .config import ServerConfig, load_keys_file, serve_config
 from .realtime_server import RealtimeServer, run_serve, serve
 from .scenario import Scenario, default_scenario, load_scenario
 from .session import RealtimeSession, SessionOptions
@@ -26,10 +27,12 @@ __all__ = [
     "ServerConfig",
     "SessionOptions",
     "default_scenario",
+    "load_keys_file",
     "load_scenario",
     "render_speech",
     "run_serve",
     "serve",
+    "serve_config",
     "speech_pcm",
     "synth_speech",
 ]

@@ -4,6 +4,11 @@
 * ``POST /v1/realtime/calls`` — ``application/sdp`` (ephemeral or standard key) or ``multipart/form-data``
   with ``sdp`` and ``session`` parts → ``201``, ``application/sdp`` answer, ``Location: /v1/realtime/calls/rtc_…``.
 * ``POST /v1/realtime/calls/{call_id}/hangup`` → ``200``, the call ends.
+* ``OPTIONS /v1/realtime/*`` → ``204``, a browser's CORS preflight; every answer under ``/v1/realtime/`` carries
+  ``Access-Control-Allow-Origin`` (errors too), and the ``201`` of ``/calls`` exposes ``Location``.
+
+Standard keys: with ``ServerConfig.api_key``/``api_keys`` (``voicecoach serve --require-key``/``--keys-file``)
+only those are accepted, and any other gets OpenAI's 401 body; without them any non-``ek_`` key is.
 
 Errors are OpenAI-style JSON bodies ``{"error": {"message", "type", "param", "code"}}``. Keys are never
 echoed whole (the real API shows a masked form) and never logged.
@@ -33,13 +38,64 @@ SERVER_KEY: web.AppKey[RealtimeServer] = web.AppKey("voicecoach_realtime_server"
 _EXPIRES_AFTER = Obj({"anchor": Enum(("created_at",)), "seconds": Int(minimum=10, maximum=7200)})
 
 
+# CORS as api.openai.com serves it on /v1/realtime/*, so that a browser page (OpenAI's Agents SDK for JavaScript,
+# with an ephemeral key) can reach this server. The allowed request headers are a fixed list, as OpenAI's are (a
+# browser client that added its own header was refused there: openclaw/openclaw#76435), so a client that sends
+# a header OpenAI would refuse fails here too. Location is exposed: the SDK reads the call id from it.
+CORS_PREFIX = "/v1/realtime/"
+CORS_ALLOW_METHODS = "GET, POST, OPTIONS"
+CORS_ALLOW_HEADERS = ", ".join(
+    (
+        "Authorization",
+        "Content-Type",
+        "Accept",
+        "OpenAI-Beta",
+        "OpenAI-Organization",
+        "OpenAI-Project",
+        "X-OpenAI-Agents-SDK",
+        "X-Stainless-Arch",
+        "X-Stainless-Lang",
+        "X-Stainless-OS",
+        "X-Stainless-Package-Version",
+        "X-Stainless-Retry-Count",
+        "X-Stainless-Runtime",
+        "X-Stainless-Runtime-Version",
+        "X-Stainless-Timeout",
+    )
+)
+CORS_MAX_AGE_SECONDS = 86400
+
+
 def build_app(server: RealtimeServer) -> web.Application:
     app = web.Application()
     app[SERVER_KEY] = server
     app.router.add_post("/v1/realtime/client_secrets", client_secrets)
     app.router.add_post("/v1/realtime/calls", create_call)
     app.router.add_post("/v1/realtime/calls/{call_id}/hangup", hangup)
+    app.router.add_route("OPTIONS", CORS_PREFIX + "{tail:.*}", preflight)
+    app.on_response_prepare.append(_cors_headers)
     return app
+
+
+async def preflight(request: web.Request) -> web.Response:
+    """A browser's CORS preflight: say which methods and headers a page may use (no auth, as browsers send none)."""
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Methods": CORS_ALLOW_METHODS,
+            "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+            "Access-Control-Max-Age": str(CORS_MAX_AGE_SECONDS),
+        },
+    )
+
+
+async def _cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer under /v1/realtime/ (errors included: a page must be able to read the 401's body)."""
+    if not request.path.startswith(CORS_PREFIX):
+        return
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    if "Location" in response.headers:
+        response.headers["Access-Control-Expose-Headers"] = "Location"
 
 
 def error_response(status: int, message: str, *, code: str | None = None, param: str | None = None) -> web.Response:
@@ -88,10 +144,10 @@ class _Auth:
             else:
                 self.session = secret
             return
-        expected = server.config.api_key
-        ok = not token.startswith("ek_") and (
-            expected is None or hmac.compare_digest(token.encode(), expected.encode())
-        )
+        accepted = server.config.accepted_keys()
+        # Compare with every key (no early exit), so the time taken does not tell which key nearly matched.
+        matches = [hmac.compare_digest(token.encode(), key.encode()) for key in accepted]
+        ok = not token.startswith("ek_") and (not accepted or any(matches))
         if not ok:
             self.error = error_response(
                 401,
@@ -187,6 +243,7 @@ async def create_call(request: web.Request) -> web.StreamResponse:
         call, answer = await server.open_call(offer, auth.session, requested)
     except OfferError as exc:
         return error_response(400, f"Invalid SDP offer: {exc}", code="invalid_offer", param="sdp")
+    # The exact Location format is UNCONFIRMED (realtime-protocol.md §2.1, §13); clients take its last segment.
     return web.Response(
         status=201,
         body=answer.encode(),

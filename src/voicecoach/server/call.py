@@ -6,7 +6,9 @@ its outputs in order. So the session is never re-entered, and every event is sen
 
 Tasks (all owned by :meth:`Call.run`, cancelled and awaited by :meth:`Call.close`):
 
-* the pump (inbox → session → outputs, and a tick every 20 ms),
+* the pump (inbox → session → outputs). Between messages it sleeps until the session's
+  :meth:`~RealtimeSession.next_deadline` (the next timer, delta or expiry), so an idle call costs nothing;
+  the outbound voice is paced by aiortc pulling :meth:`ResponseAudioTrack.recv`, not by the pump,
 * the reader of the client's audio track (decoded Opus → mono 48 kHz → inbox, and the recording),
 * one voice-rendering task per audio response (off the event loop).
 """
@@ -36,6 +38,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from ..audio.frames import WIRE_RATE, Pcm, Resampler, downmix, pcm_from_frame, silence
 from .audio_track import ResponseAudioTrack
+from .fitting import encode, fit_event, max_message_size, size, too_large_error
 from .outputs import ClearAudio, CloseCall, Output, PlayAudio, SendEvent, Synthesize
 from .session import RealtimeSession
 from .voice import VoiceMode, render_speech
@@ -43,7 +46,6 @@ from .voice import VoiceMode, render_speech
 log = logging.getLogger(__name__)
 
 EVENTS_LABEL = "oai-events"
-TICK_SECONDS = 0.02
 
 
 class OfferError(ValueError):
@@ -93,6 +95,7 @@ class Call:
         self._voices: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._pc_close: asyncio.Task[None] | None = None
+        self._max_message_size: int | None = None  # the offer's a=max-message-size (None: no limit)
         self._wire()
 
     @property
@@ -168,6 +171,7 @@ class Call:
         """Apply the offer and return the answer SDP (ICE gathering is complete when this returns)."""
         if "v=0" not in offer_sdp or "m=" not in offer_sdp:
             raise OfferError("the offer is not SDP (no 'v=0' or no media section)")
+        self._max_message_size = max_message_size(offer_sdp)
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except (ValueError, KeyError, AttributeError, IndexError, TypeError) as exc:
@@ -235,11 +239,7 @@ class Call:
         session = self.session
         await self._apply(session.start(self._clock()))
         while True:
-            try:
-                async with asyncio.timeout(TICK_SECONDS):
-                    message = await self._inbox.get()
-            except TimeoutError:
-                message = None
+            message = await self._next_message(session.next_deadline())
             now = self._clock()
             outputs: list[Output] = []
             if message is not None:
@@ -250,6 +250,19 @@ class Call:
             outputs += session.tick(now)
             if await self._apply(outputs):
                 return
+
+    async def _next_message(self, deadline: float | None) -> _Message | None:
+        """The next inbox message, or None once ``deadline`` (the session's next due time) has come.
+
+        ``deadline=None``: nothing is due, so only a message can wake the pump."""
+        delay = None if deadline is None else deadline - self._clock()
+        if delay is not None and delay <= 0:
+            return None if self._inbox.empty() else self._inbox.get_nowait()
+        try:
+            async with asyncio.timeout(delay):
+                return await self._inbox.get()
+        except TimeoutError:
+            return None
 
     def _deliver_safely(self, message: _Message, now: float) -> list[Output]:
         try:
@@ -309,13 +322,29 @@ class Call:
         return False
 
     def _send(self, event: dict[str, Any]) -> None:
-        self.events_sent.append(event)
+        """Send one server event; split (deltas) or replaced by an ``error`` when over the max-message-size."""
+        limit = self._max_message_size
+        wire = fit_event(event, limit, self.session.ids)
+        if wire is None:
+            assert limit is not None  # without a limit every event fits
+            length = size(encode(event))
+            log.warning(
+                "call %s: a %s event of %d bytes is over the client's max-message-size of %d bytes; "
+                "sent an error event instead",
+                self.id,
+                event.get("type"),
+                length,
+                limit,
+            )
+            wire = fit_event(too_large_error(event, length, limit, self.session.ids), limit, self.session.ids) or []
         channel = self._channel
-        if channel is not None and channel.readyState == "open":
-            try:
-                channel.send(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
-            except ValueError:  # over the peer's max-message-size: aiortc refuses it
-                log.debug("call %s: %s too large for the data channel; not sent", self.id, event["type"])
+        for sent, text in wire:
+            self.events_sent.append(sent)
+            if channel is not None and channel.readyState == "open":
+                try:
+                    channel.send(text)
+                except ValueError:  # aiortc's own size check disagreed with ours: say so, never drop silently
+                    log.warning("call %s: the data channel refused a %s event", self.id, sent.get("type"))
 
     async def _drain_channel(self) -> None:
         """Let queued events (e.g. the final ``error``) leave before the connection closes."""

@@ -5,15 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..errors import ConfigError
 from .faults import FaultConfig
 from .scenario import Scenario, default_scenario, load_scenario
 from .session import SessionOptions
 
 
 class ServerConfig(BaseModel):
-    """``port=0`` picks a free port. ``api_key=None`` accepts any non-empty bearer key that is not an ``ek_``.
+    """``port=0`` picks a free port.
+
+    ``api_key`` and ``api_keys``: the standard keys the server accepts (``voicecoach serve --require-key``);
+    a wrong or missing one gets OpenAI's 401. With neither, any non-empty bearer key that is not an ``ek_`` is
+    accepted (tests and the demo rely on that). Ephemeral keys the server minted work on ``/calls`` either way.
 
     ``scenario`` wins over ``scenario_path``; with neither, the built-in scenario is used.
     ``generation_speed``: how many times faster than real time a response is generated, so that
@@ -30,6 +35,7 @@ class ServerConfig(BaseModel):
     scenario: Scenario | None = None
     scenario_path: Path | None = None
     api_key: str | None = Field(default=None, repr=False)  # never shown in reprs or logs
+    api_keys: tuple[str, ...] = Field(default=(), repr=False)
     session_max_seconds: float = Field(default=3600.0, gt=0)
     voice: Literal["auto", "espeak", "synth"] = "auto"
     generation_speed: float = Field(default=4.0, gt=0)
@@ -38,6 +44,10 @@ class ServerConfig(BaseModel):
     response_latency: float = Field(default=0.12, ge=0)
     scenario_spans_calls: bool = False
     faults: FaultConfig = FaultConfig()
+
+    def accepted_keys(self) -> tuple[str, ...]:
+        """Every standard key that is accepted; empty means any key is."""
+        return ((self.api_key,) if self.api_key else ()) + self.api_keys
 
     def resolved_scenario(self) -> Scenario:
         if self.scenario is not None:
@@ -52,3 +62,52 @@ class ServerConfig(BaseModel):
             generation_speed=self.generation_speed,
             response_latency=self.response_latency,
         )
+
+
+def load_keys_file(path: Path, source: str = "--keys-file") -> tuple[str, ...]:
+    """The keys in ``path``: one per line; blank lines and lines starting with ``#`` are skipped.
+
+    Raises :class:`ConfigError` (one line naming the file and ``source``) when the file cannot be read, is
+    not UTF-8 text, or holds no key. A key is never part of the message.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source} {path}: not UTF-8 text (byte {exc.start}); write one API key per line") from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"{source} {path}: cannot read it ({exc.strerror or exc}); give a readable file with one API key per line"
+        ) from exc
+    keys = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#"))
+    if not keys:
+        raise ConfigError(f"{source} {path}: no key in it; write one API key per line ('#' starts a comment)")
+    for number, key in enumerate(keys, 1):
+        if any(c.isspace() for c in key):
+            raise ConfigError(f"{source} {path}: key {number} contains a space; write one API key per line")
+    return keys
+
+
+def serve_config(
+    *,
+    host: str,
+    port: int,
+    scenario_path: Path | None,
+    session_max_seconds: float,
+    require_keys: list[str] | None,
+    keys_file: Path | None,
+) -> ServerConfig:
+    """The settings of ``voicecoach serve`` from its flags; a bad value is a :class:`ConfigError` naming the flag."""
+    keys = tuple(require_keys or ())
+    if any(not key.strip() or any(c.isspace() for c in key) for key in keys):
+        raise ConfigError("--require-key: a key is empty or contains a space; give the API key itself")
+    if keys_file is not None:
+        keys += load_keys_file(keys_file)
+    try:
+        return ServerConfig(
+            host=host, port=port, scenario_path=scenario_path, session_max_seconds=session_max_seconds, api_keys=keys
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        flag = "--" + field.replace("_", "-").removesuffix("-path")
+        raise ConfigError(f"{flag} {error.get('input')!r}: {error['msg'].lower()}") from exc

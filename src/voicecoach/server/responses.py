@@ -116,8 +116,11 @@ class Response:
         self._pcm = pcm
 
     def next_due(self) -> float | None:
+        """When :meth:`tick` has something to do; None while it waits for input (the voice, playback reports)."""
         if self.state == "created":
-            return self._start_at
+            # An audio response also waits for its voice; speech_ready() ticks when it comes.
+            waiting_for_voice = self.params.modality == "audio" and self._pcm is None
+            return None if waiting_for_voice else self._start_at
         if self.state == "streaming" and self.emitted < self._limit:
             return self._due[self.emitted]
         return None

@@ -7,7 +7,7 @@ order; see :mod:`~voicecoach.server.outputs`)::
     session.start(now)                      # → session.created (send it before anything else)
     session.receive_text(text, now)         # one data-channel message
     session.receive_audio(pcm, now)         # 48 kHz mono int16, any length (RTP gives 20 ms frames)
-    session.tick(now)                       # pacing, transcription, expiry: call every ~20 ms
+    session.tick(now)                       # pacing, transcription, expiry: call at next_deadline()
     session.speech_ready(response_id, pcm, now)          # answer to a Synthesize output
     session.audio_played(response_id, played_ms, now, finished=...)  # from the output track, per frame
 
@@ -162,8 +162,12 @@ class RealtimeSession:
             out += response.tick(now, self.limiter)
         return out + self._after(now)
 
-    def next_deadline(self) -> float:
-        """The next time :meth:`tick` has something to do (the driver may sleep until then)."""
+    def next_deadline(self) -> float | None:
+        """The next time :meth:`tick` has something to do: the driver sleeps until then, or until new input.
+
+        None once the session is closed (nothing is ever due again)."""
+        if self.closed:
+            return None
         times = [self._expires] + [t[0] for t in self._timers[:1]]
         times += [d for r in self.responses if (d := r.next_due()) is not None]
         return min(times)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from .catalog import Model, Voice
 from .schema import (
     AnyValue,
     Bool,
@@ -28,8 +29,6 @@ from .schema import (
     invalid_value,
     missing_parameter,
 )
-
-VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 
 _FORMAT = Tagged(
     {
@@ -77,7 +76,7 @@ _TURN_DETECTION = Nullable(
         }
     )
 )
-_VOICE = OneOf((Obj({"id": Str()}, required=("id",)), Str()))
+_VOICE = Voice()
 _MAX_TOKENS = OneOf((Enum(("inf",)), Int(1, 4096)))
 _TOOL = Tagged(
     {
@@ -138,7 +137,7 @@ _MODALITIES = ListOf(Enum(("text", "audio")))
 SESSION = Obj(
     {
         "type": Enum(("realtime", "transcription")),
-        "model": Str(),
+        "model": Model(),
         "instructions": Str(),
         "output_modalities": _MODALITIES,
         "audio": Obj(
