@@ -6,6 +6,10 @@
 ``{"error": {"message", "type", "code"}}``: 401 for a missing or wrong bearer, 429 (with ``Retry-After``) when a
 client address exceeds its token bucket, 502 when the upstream refuses or fails.
 
+Its settings are the client's (``api_key``, ``base_url``, the session config it mints keys for) plus the
+``[token_server]`` table (:class:`~voicecoach.tokenserver_settings.TokenServerSettings`: host, port and the rate
+limit per address), read from the config file, the environment and the ``token-server`` flags.
+
 Security contract: the bearer is compared in constant time; the rate limit is taken *before* the bearer is checked,
 so guessing the secret is as slow as the limit; nothing secret (bearer, API key, ``ek_`` value) is ever logged or
 put in an error body. The server speaks plain HTTP and binds 127.0.0.1 by default: to serve other machines, put it
@@ -16,10 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import logging
 import math
-import os
 import signal
 import sys
 import time
@@ -36,22 +38,21 @@ from .errors import AuthError, ConfigError, RateLimitError, SignalingError, Sign
 from .protocol.client_events import ClientSecretRequest, ExpiresAfter
 from .redact import redact_text
 from .session_config import build_session
+from .transport.credentials import is_loopback_host
 from .transport.signaling import create_client_secret
+from .transport.token_client import SECRET_ENV
 
 log = logging.getLogger(__name__)
 
-SECRET_ENV = "VOICECOACH_TOKEN_SECRET"
 MIN_SECRET_LENGTH = 16
 TOKEN_PATH = "/v1/token"
-DEFAULT_PORT = 8766
 
 _HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
 
 
-def token_secret_from_env(environ: Mapping[str, str] | None = None) -> SecretStr:
-    """The shared bearer secret from ``VOICECOACH_TOKEN_SECRET``; :class:`ConfigError` if missing or too short."""
-    value = (os.environ if environ is None else environ).get(SECRET_ENV, "")
-    return _checked_secret(SecretStr(value))
+def token_secret(settings: Settings) -> SecretStr:
+    """The shared bearer secret (``VOICECOACH_TOKEN_SECRET``); :class:`ConfigError` if missing or too short."""
+    return _checked_secret(settings.token_secret or SecretStr(""))
 
 
 class TokenBuckets:
@@ -96,30 +97,33 @@ class TokenBuckets:
 
 
 def create_token_app(
-    settings: Settings,
-    secret: SecretStr,
-    *,
-    rate_per_minute: float = 10,
-    burst: int = 3,
-    clock: Callable[[], float] = time.monotonic,
+    settings: Settings, secret: SecretStr, *, clock: Callable[[], float] = time.monotonic
 ) -> web.Application:
-    """The token server app. Raises :class:`ConfigError` without an API key or with a short ``secret``."""
+    """The token server app, limited by ``settings.token_server``.
+
+    Raises :class:`ConfigError` without an API key or with a short ``secret``.
+    """
     if settings.api_key is None or not settings.api_key.get_secret_value():
         raise ConfigError("the token server needs the real API key; set OPENAI_API_KEY where it runs")
-    handler = _TokenHandler(settings, _checked_secret(secret), TokenBuckets(rate_per_minute, burst), clock)
+    limits = settings.token_server
+    buckets = TokenBuckets(limits.rate_per_minute, limits.burst)
+    handler = _TokenHandler(settings, _checked_secret(secret), buckets, clock)
     app = web.Application()
     app.cleanup_ctx.append(_http_session)
     app.router.add_post(TOKEN_PATH, handler.handle)
     return app
 
 
-def run_token_server(settings: Settings, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> int:
-    """Serve until SIGINT/SIGTERM; print one line with the URL to stdout first. Returns the exit code (0).
+def run_token_server(settings: Settings) -> int:
+    """Serve on ``settings.token_server``'s host and port until SIGINT/SIGTERM. Returns the exit code (0).
 
-    Raises :class:`ConfigError` if ``VOICECOACH_TOKEN_SECRET`` or the API key is missing, or the port is taken.
+    Prints two lines to stdout first: the URL, then the limits. Raises :class:`ConfigError` if
+    ``VOICECOACH_TOKEN_SECRET`` or the API key is missing, or the port is taken.
     """
-    app = create_token_app(settings, token_secret_from_env())
-    return asyncio.run(_serve(app, host, port, sys.stdout))
+    app = create_token_app(settings, token_secret(settings))
+    ts = settings.token_server
+    limits = f"rate limit per client address: {ts.rate_per_minute:g} keys/min, burst {ts.burst}"
+    return asyncio.run(_serve(app, ts.host, ts.port, sys.stdout, limits))
 
 
 class _TokenHandler:
@@ -218,7 +222,7 @@ async def _http_session(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _serve(app: web.Application, host: str, port: int, out: TextIO) -> int:
+async def _serve(app: web.Application, host: str, port: int, out: TextIO, limits: str) -> int:
     runner = web.AppRunner(app, shutdown_timeout=1.0)
     await runner.setup()
     try:
@@ -226,12 +230,15 @@ async def _serve(app: web.Application, host: str, port: int, out: TextIO) -> int
         try:
             await site.start()
         except OSError as exc:
-            raise ConfigError(f"the token server cannot listen on {host}:{port}: {exc.strerror}; try --port") from None
+            raise ConfigError(
+                f"the token server cannot listen on {host}:{port}: {exc.strerror or exc}; try another --port"
+            ) from exc
         bound_port = runner.addresses[0][1]
         shown = f"[{host}]" if ":" in host else host
-        if not _is_loopback(host):
+        if not is_loopback_host(host):
             log.warning("the token server speaks plain HTTP on %s; put it behind TLS before exposing it", host)
         print(f"voicecoach token server listening on http://{shown}:{bound_port}{TOKEN_PATH}", file=out, flush=True)
+        print(limits, file=out, flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -245,12 +252,3 @@ async def _serve(app: web.Application, host: str, port: int, out: TextIO) -> int
     finally:
         await runner.cleanup()
     return 0
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

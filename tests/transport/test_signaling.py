@@ -99,7 +99,6 @@ async def test_offer_success_returns_answer_and_call_id(scripted: tuple[Scripted
             errors.RequestRejected,
             "Invalid SDP offer: missing m-line",
         ),
-        (web.Response(status=404, text="no such route"), errors.RequestRejected, "no such route"),
         (web.Response(status=503, text="<html>busy</html>"), errors.ServerUnavailable, "HTTP 503"),
         (web.json_response({"nothing": 1}), errors.ServerUnavailable, "no usable 'value'"),
     ],
@@ -116,6 +115,31 @@ async def test_client_secret_failures(
     assert words in message
     assert "\n" not in message
     assert "sk-test" not in message and KEY.get_secret_value() not in message
+
+
+@pytest.mark.parametrize("mistake", ["http://127.0.0.1:{port}", "http://127.0.0.1:{port}/api"])
+async def test_404_for_a_base_url_without_v1_says_to_add_it(scripted: tuple[Scripted, str], mistake: str) -> None:
+    s, base = scripted
+    base_url = mistake.format(port=base.split(":")[-1].removesuffix("/v1"))
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(errors.RequestRejected) as info:
+            await create_client_secret(http, base_url, KEY, REQUEST, timeout_s=2)
+    message = str(info.value)
+    assert s.seen == []  # aiohttp's own 404: the route is under /v1 only
+    assert f"{base_url}/realtime/client_secrets" in message  # the URL that was tried
+    assert "HTTP 404" in message and "--base-url" in message and "ends in /v1" in message
+    assert "\n" not in message and KEY.get_secret_value() not in message
+
+
+async def test_404_under_v1_asks_whether_it_is_a_realtime_api(scripted: tuple[Scripted, str]) -> None:
+    s, base = scripted
+    s.reply = web.Response(status=404, text="no such route")
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(errors.RequestRejected) as info:
+            await create_client_secret(http, base, KEY, REQUEST, timeout_s=2)
+    message = str(info.value)
+    assert f"{base}/realtime/client_secrets does not exist (HTTP 404)" in message
+    assert "a Realtime API?" in message and "ends in /v1" not in message
 
 
 async def test_offer_rejected_quotes_server_message(scripted: tuple[Scripted, str]) -> None:
@@ -138,8 +162,11 @@ async def test_timeout(scripted: tuple[Scripted, str]) -> None:
     s, base = scripted
     s.delay = 5.0
     async with aiohttp.ClientSession() as http:
-        with pytest.raises(errors.SignalingTimeout, match=r"within 0\.2 s"):
+        with pytest.raises(errors.SignalingTimeout, match=r"within 0\.2 s") as info:
             await create_client_secret(http, base, KEY, REQUEST, timeout_s=0.2)
+    # The setting named exists (there is no --http-timeout flag).
+    assert "VOICECOACH_HTTP_TIMEOUT" in str(info.value) and "--http-timeout" not in str(info.value)
+    assert isinstance(info.value.__cause__, TimeoutError)  # translated with `from exc`: --debug shows the cause
 
 
 async def test_connection_refused() -> None:
