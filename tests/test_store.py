@@ -1,4 +1,5 @@
-"""Session files: durability (fsync per item, a real SIGKILL), privacy (modes, redaction), reading and export."""
+"""Session files: lazy creation, durability (fsync per item, a real SIGKILL), privacy (modes, redaction), reading,
+ids (prefixes, `last`), the run's facts (start, end, duration, cost, model), export and delete."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 from voicecoach import errors
 from voicecoach.store import (
     SessionStore,
+    cmd_sessions_delete,
     cmd_sessions_export,
     cmd_sessions_list,
     cmd_sessions_show,
@@ -103,8 +105,28 @@ def test_given_time_is_kept(store: SessionStore) -> None:
     assert store.load(session.id)[1]["t"] == "2026-11-24T06:40:00.000Z"
 
 
+def test_nothing_is_on_disk_until_the_first_record(store: SessionStore, fsyncs: list[int]) -> None:
+    session = store.create({"model": "m"})
+    assert not session.exists and not store.root.exists() and fsyncs == []
+    session.append(utterance("item_1", "hi"))
+    assert session.exists and session.path.is_file()
+    header, item = store.load(session.id)
+    assert header["kind"] == "session" and header["started_at"] == "2026-11-24T06:37:30.000Z"  # create(), not append
+    assert item["key"] == "item_1" and item["t"] == "2026-11-24T06:37:31.000Z"
+    session.close()
+
+
+def test_a_file_closed_before_any_record_never_exists(store: SessionStore) -> None:
+    with store.create({}) as session:
+        pass
+    session.append(utterance("item_1", "late"))  # after close: dropped, and still nothing created
+    assert not session.exists and not session.path.exists() and not store.root.exists()
+    assert store.list() == []
+
+
 def test_every_append_is_fsynced_before_it_returns(store: SessionStore, fsyncs: list[int]) -> None:
     with store.create({}) as session:
+        session.append(utterance("item_first", "makes the file: header, directory entry, record"))
         after_create = len(fsyncs)
         for n in range(5):
             session.append(utterance(f"item_{n}", f"line {n}"))
@@ -118,7 +140,7 @@ def test_modes_are_private_whatever_the_umask(store: SessionStore, umask: int) -
     old = os.umask(umask)
     try:
         with store.create({}) as session:
-            pass
+            session.append(utterance("item_1", "hi"))
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(store.root).st_mode) == 0o700
@@ -153,10 +175,11 @@ def test_duplicate_key_is_written_once(store: SessionStore, fsyncs: list[int]) -
 
 def test_append_after_close_is_dropped(store: SessionStore) -> None:
     session = store.create({})
+    session.append(utterance("item_1", "kept"))
     session.close()
     session.close()
-    session.append(utterance("item_1", "late"))
-    assert len(store.load(session.id)) == 1
+    session.append(utterance("item_2", "late"))
+    assert [r.get("key") for r in store.load(session.id)] == [None, "item_1"]
 
 
 def test_record_without_kind_is_a_programming_error(store: SessionStore) -> None:
@@ -170,17 +193,18 @@ def test_list_is_newest_first_with_counts_and_titles(store: SessionStore) -> Non
         with store.create({"title": f"meeting {n}"} if n != 1 else {}) as session:
             for k in range(n):
                 session.append(utterance(f"item_{k}", f"said   {k}\nby me"))
+            session.append({"kind": "interrupt", "key": "i", "why": "key"})
         ids.append(session.id)
     (store.root / "notes.txt").write_text("not a session")
     summaries = store.list()
     assert [s.id for s in summaries] == ids[::-1]
-    assert [s.items for s in summaries] == [2, 1, 0]
+    assert [s.items for s in summaries] == [3, 2, 1]
     assert [s.title for s in summaries] == ["meeting 2", "said 0 by me", "meeting 0"]
     assert summaries[0].started_at > summaries[1].started_at > summaries[2].started_at
     table = cmd_sessions_list(store).splitlines()
-    assert table[0].split() == ["ID", "STARTED", "ITEMS", "TITLE"]
-    assert [row.split()[0] for row in table[1:]] == ids[::-1]
-    assert table[1].endswith("2  meeting 2") and "UTC" in table[1]
+    assert table[0].split() == ["ID", "STARTED", "(UTC)", "DURATION", "COST", "ITEMS", "MODEL", "TITLE"]
+    assert [row.split()[0] for row in table[1:4]] == ids[::-1]
+    assert table[1].endswith("3  -      meeting 2")
 
 
 def test_reading_an_empty_store_creates_nothing(tmp_path: Path) -> None:
@@ -196,12 +220,15 @@ def test_root_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert SessionStore().root == tmp_path / "vc" / "sessions"
 
 
-@pytest.mark.parametrize("bad", ["20261124-063729-ab12", "../../etc/passwd", "latest", ""])
+@pytest.mark.parametrize("bad", ["20261124-063729-ab12", "../../etc/passwd", "latest", "", "2027", ".."])
 def test_unknown_id_is_a_one_line_usage_error(store: SessionStore, bad: str) -> None:
+    with store.create({}) as session:
+        session.append(utterance("item_1", "hi"))
+    (store.root.parent / "etc").mkdir()
     with pytest.raises(errors.UsageError) as info:
         store.load(bad)
-    assert "voicecoach sessions list" in str(info.value)
-    assert "\n" not in str(info.value)
+    assert "voicecoach sessions list" in str(info.value) and str(store.root) in str(info.value)
+    assert "\n" not in str(info.value) and info.value.exit_code == 2
 
 
 def test_export_markdown_and_show(store: SessionStore) -> None:
@@ -213,11 +240,12 @@ def test_export_markdown_and_show(store: SessionStore) -> None:
     md = store.export(session.id, "md")
     lines = md.splitlines()
     assert lines[0] == f"# voicecoach session {session.id} (2026-11-24 06:37:30 UTC)"
+    assert "- Ended: 2026-11-24 06:39:02 UTC, ended abruptly (killed or crashed; the time of its last record)" in lines
     assert "- 06:38:01 **You:** How do we scale this? Good question." in lines
     assert "- 06:38:03 **Coach (quick hint):** Shard by tenant." in lines
     assert "- 06:39:00 **Coach (full guidance):** Step back: ... _(interrupted)_" in lines
     assert "- 06:39:02 _Interrupted (phrase 'got it')_" in lines
-    assert cmd_sessions_export(store, session.id, "md") == md
+    assert cmd_sessions_export(store, session.id, "md") == md.rstrip("\n")  # the CLI prints it with its newline
     shown = cmd_sessions_show(store, session.id)
     assert "06:38:03  Coach (quick hint): Shard by tenant." in shown
     assert shown.splitlines()[0].endswith("4 items")
@@ -245,7 +273,7 @@ def test_secrets_never_reach_the_file(store: SessionStore) -> None:
 
 def test_meta_cannot_override_the_header(store: SessionStore) -> None:
     with store.create({"kind": "utterance", "id": "other", "started_at": "never"}) as session:
-        pass
+        session.append(utterance("item_1", "hi"))
     header = store.load(session.id)[0]
     assert (header["kind"], header["id"]) == ("session", session.id)
     assert header["started_at"] != "never"
@@ -276,3 +304,166 @@ def test_sigkill_loses_nothing_appended(tmp_path: Path) -> None:
     keys = [r["key"] for r in SessionStore(root).load(session_id)[1:]]
     assert keys == [f"item_{n}" for n in range(25)]
     assert SessionStore(root).list()[0].title == "crash"
+
+
+# --- the run's facts: start, end, duration, cost, model -------------------------------------------------------
+
+
+def summary(**fields: object) -> dict[str, object]:
+    return {"kind": "summary", "key": "summary", **fields}
+
+
+def test_export_carries_start_end_duration_cost_and_model(store: SessionStore) -> None:
+    with store.create({"model": "gpt-realtime-1.5"}) as session:
+        session.append(utterance("item_1", "hello"))
+        session.append(summary(ended_at="2026-11-24T06:40:00.000Z", duration_s=150.0, cost_usd=0.0123, reason="quit"))
+    doc = json.loads(store.export(session.id, "json"))
+    assert doc["model"] == "gpt-realtime-1.5"
+    assert (doc["started_at"], doc["ended_at"]) == ("2026-11-24T06:37:30.000Z", "2026-11-24T06:40:00.000Z")
+    assert (doc["duration_s"], doc["cost_usd"], doc["ended_abruptly"], doc["end_reason"]) == (
+        150.0,
+        0.0123,
+        False,
+        "quit",
+    )
+    assert [i["kind"] for i in doc["items"]] == ["utterance"]  # the summary is not a transcript item
+    md = store.export(session.id, "md").splitlines()
+    assert "- Model: gpt-realtime-1.5" in md
+    assert "- Started: 2026-11-24 06:37:30 UTC" in md
+    assert "- Ended: 2026-11-24 06:40:00 UTC (quit)" in md
+    assert "- Duration: 2 min 30 s" in md
+    assert "- Cost: $0.0123 (estimated)" in md
+    assert cmd_sessions_show(store, session.id).splitlines()[1] == (
+        "model gpt-realtime-1.5; ended 2026-11-24 06:40:00 UTC (quit); 2 min 30 s; $0.0123"
+    )
+    row = cmd_sessions_list(store).splitlines()[1].split()
+    assert row[3:7] == ["2m30s", "$0.0123", "1", "gpt-realtime-1.5"]
+
+
+def test_a_killed_run_exports_with_its_last_record_as_the_end(store: SessionStore) -> None:
+    with store.create({"model": "m"}) as session:
+        session.append({**utterance("item_1", "hello"), "t": "2026-11-24T06:38:00.000Z"})
+        session.append({**hint("resp_1", "say hi"), "t": "2026-11-24T06:38:45.500Z"})
+    with session.path.open("ab") as fh:
+        fh.write(b'{"kind":"summary","ended_at":"2026-11-24T')  # torn: the process died writing it
+    doc = json.loads(store.export(session.id, "json"))
+    assert doc["ended_abruptly"] is True and doc["summary"] is None
+    assert (doc["ended_at"], doc["duration_s"], doc["cost_usd"]) == ("2026-11-24T06:38:45.500Z", 75.5, None)
+    md = store.export(session.id, "md")
+    assert "ended abruptly" in md and "- Cost: unknown" in md and "- Duration: 1 min 16 s" in md
+    table = cmd_sessions_list(store).splitlines()
+    assert table[1].split()[3:5] == ["1m16s?", "-"]
+    assert table[-1].startswith("? ended abruptly")
+
+
+@pytest.mark.parametrize("cost", ["0.5", True, None, float("nan")])
+def test_a_summary_with_a_strange_cost_says_unknown(store: SessionStore, cost: object) -> None:
+    with store.create({}) as session:
+        session.append(utterance("item_1", "hello"))
+        session.append(summary(cost_usd=cost, ended_at="2026-11-24T06:40:00Z"))
+    doc = json.loads(store.export(session.id, "json"))
+    assert doc["cost_usd"] is None and doc["ended_abruptly"] is False and doc["duration_s"] == 150.0
+
+
+# --- ids: whole, unique prefix, `last` ------------------------------------------------------------------------
+
+
+def make(store: SessionStore, n: int) -> list[str]:
+    ids = []
+    for k in range(n):
+        with store.create({}) as session:
+            session.append(utterance(f"item_{k}", f"run {k}"))
+        ids.append(session.id)
+    return ids
+
+
+def test_resolve_whole_id_prefix_and_last(store: SessionStore) -> None:
+    first, second = make(store, 2)  # 06:37:30 and 06:37:32: they differ in the last digit of the time
+    assert store.resolve(first) == first
+    assert store.resolve(first[:15]) == first  # "20261124-063730"
+    assert store.resolve(second[:16]) == second
+    assert store.resolve("last") == second
+    assert store.load("last")[1]["text"] == "run 1"
+
+
+def test_an_ambiguous_prefix_lists_the_candidates_on_one_line(store: SessionStore) -> None:
+    ids = make(store, 3)
+    with pytest.raises(errors.UsageError) as info:
+        store.resolve("2026")
+    message = str(info.value)
+    assert "ambiguous" in message and "3 sessions" in message and "\n" not in message
+    assert all(i in message for i in ids)
+    assert info.value.exit_code == 2
+
+
+def test_last_in_the_same_second_is_the_later_start(tmp_path: Path) -> None:
+    moments = iter(
+        [datetime(2026, 1, 1, 9, 0, 0, 900_000, tzinfo=UTC), datetime(2026, 1, 1, 9, 0, 0, 100_000, tzinfo=UTC)]
+    )
+    store = SessionStore(tmp_path / "s", clock=lambda: next(moments, datetime(2026, 1, 1, 9, 0, 5, tzinfo=UTC)))
+    late = store.create({})  # started at .900
+    early = store.create({})  # started at .100
+    for session in (early, late):
+        with session:
+            session.append(utterance("item_1", "x"))
+    assert store.resolve("last") == late.id
+
+
+def test_last_with_no_sessions(store: SessionStore) -> None:
+    with pytest.raises(errors.UsageError, match="no sessions yet"):
+        store.resolve("last")
+
+
+# --- delete ---------------------------------------------------------------------------------------------------
+
+
+def test_delete_one_and_the_empty_ones(store: SessionStore) -> None:
+    spoken = make(store, 1)[0]
+    with store.create({}) as quiet:
+        quiet.append({"kind": "interrupt", "key": "i", "why": "key"})
+        quiet.append(summary(cost_usd=0.0))
+    (store.root / "20261124-000000-abcd.jsonl").write_bytes(b"")  # a file of a crash before its header
+    assert cmd_sessions_delete(store, None, empty=True).splitlines() == [
+        f"deleted 20261124-000000-abcd ({store.root / '20261124-000000-abcd.jsonl'})",
+        f"deleted {quiet.id} ({quiet.path})",
+    ]
+    assert store.ids() == [spoken]
+    assert cmd_sessions_delete(store, None, empty=True) == f"no empty sessions in {store.root}"
+    assert cmd_sessions_delete(store, "last", empty=False) == f"deleted {spoken} ({store.root / spoken}.jsonl)"
+    assert store.ids() == []
+
+
+def test_delete_refuses_an_ambiguous_prefix_and_a_running_session(store: SessionStore) -> None:
+    finished = make(store, 2)
+    with pytest.raises(errors.UsageError, match="ambiguous"):
+        store.delete("2026")
+    assert store.ids() == finished
+    running = store.create({})
+    running.append({"kind": "interrupt", "key": "i", "why": "key"})  # empty, but its writer holds the lock
+    with pytest.raises(errors.UsageError, match="still being written"):
+        store.delete(running.id)
+    assert "a running voicecoach is writing it" in cmd_sessions_delete(store, None, empty=True)
+    assert running.path.exists()
+    running.close()  # the lock goes with the descriptor
+    assert store.delete_empty() == ([running.path], [])
+
+
+# --- export to a file -----------------------------------------------------------------------------------------
+
+
+def test_export_to_a_file_refuses_to_overwrite_without_force(store: SessionStore, tmp_path: Path) -> None:
+    [session_id] = make(store, 1)
+    out = tmp_path / "out.md"
+    assert cmd_sessions_export(store, "last", "md", out) == f"exported session {session_id} (md) to {out}"
+    assert out.read_text() == store.export(session_id, "md")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    out.write_text("mine")
+    with pytest.raises(errors.UsageError) as info:
+        cmd_sessions_export(store, "last", "json", out)
+    assert "already exists" in str(info.value) and "--force" in str(info.value) and "\n" not in str(info.value)
+    assert out.read_text() == "mine"
+    cmd_sessions_export(store, "last", "json", out, force=True)
+    assert json.loads(out.read_text())["id"] == session_id
+    with pytest.raises(errors.UsageError, match="cannot write the export to"):
+        cmd_sessions_export(store, "last", "md", tmp_path / "no" / "dir.md")
+    assert cmd_sessions_export(store, "last", "md", Path("-")) == store.export(session_id, "md").rstrip("\n")

@@ -1,43 +1,61 @@
-"""Session files: one crash-safe JSONL transcript per session, plus list/show/export.
+"""Session files: one crash-safe JSONL transcript per run; find, list, load, export and delete them.
 
 Layout: ``<root>/<id>.jsonl`` where ``root`` is the constructor argument, else ``$VOICECOACH_DATA_DIR/sessions``,
 else ``platformdirs.user_data_path("voicecoach") / "sessions"``. The directory is created 0700 and each file
 0600 (set explicitly, whatever the umask): transcripts are private speech.
 
-The first line is the header ``{"kind": "session", "id", **meta, "started_at"}``; every later line is one finished
-item (``utterance``, ``hint``, ``interrupt``). :meth:`SessionFile.append` writes the whole line with one
-``os.write`` on an ``O_APPEND`` descriptor and fsyncs it before returning, so a ``kill -9`` (or a power cut after
-the return) loses nothing that was appended; at worst a line being written when the process died is torn, and
-:meth:`SessionStore.load` skips torn or garbled lines instead of failing.
+Records, one JSON object a line: the header ``{"kind": "session", "id", **meta, "started_at"}`` first, then the
+finished items (``utterance``, ``hint``, ``interrupt``), and, at a clean close, a ``summary`` (``ended_at``,
+``duration_s``, ``cost_usd``, ``reason``). :mod:`voicecoach.session_file` writes them (lazily, crash-safe, locked
+while open); :mod:`voicecoach.transcript` renders them; this module finds, reads and deletes files.
+
+An id given by a user may be the whole id, a unique prefix of one, or ``last`` (the newest session). Reading
+skips torn or garbled lines (the last line of a killed process) instead of failing.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import logging
 import os
 import re
-import secrets
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
 
 from .errors import UsageError
-from .redact import redact
+from .session_file import DATA_DIR_ENV, SessionFile, iso_utc, utcnow
+from .transcript import (
+    RunFacts,
+    facts_of,
+    header_of,
+    is_empty,
+    items_of,
+    list_row,
+    render_json,
+    render_markdown,
+    render_show,
+    title_of,
+)
 
 log = logging.getLogger(__name__)
 
-DATA_DIR_ENV = "VOICECOACH_DATA_DIR"
+LAST = "last"  # the id that names the newest session
 _ID_RE = re.compile(r"^(\d{8})-(\d{6})-[0-9a-f]{4}$")
-_TIERS = {"quick": "quick hint", "full": "full guidance"}
+_MAX_LISTED = 8  # candidates named in an "ambiguous prefix" message
 
-# A module-level alias: inside SessionStore, the name ``list`` is the method, not the builtin.
+# Module-level aliases: inside SessionStore, the name ``list`` is the method, not the builtin.
 Records = list[dict[str, Any]]
+_Ids = list[str]
+_Paths = list[Path]
+
+__all__ = ["DATA_DIR_ENV", "LAST", "SessionFile", "SessionStore", "SessionSummary", "default_root", "iso_utc"]
 
 
 def default_root() -> Path:
@@ -47,15 +65,6 @@ def default_root() -> Path:
     return base / "sessions"
 
 
-def iso_utc(moment: datetime) -> str:
-    """``2026-11-24T06:37:29.123Z``: sortable as text, milliseconds so items in one second keep their order."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
 class SessionSummary:
     id: str
@@ -63,124 +72,55 @@ class SessionSummary:
     items: int
     path: Path
     title: str
-
-
-class SessionFile:
-    """An open session file. Append finished items only; each append is durable when it returns.
-
-    ``append`` is idempotent on ``record["key"]`` (the reconnect logic replays items and relies on "no
-    duplicates"), thread-safe (so a runner may call it through ``asyncio.to_thread``), and a no-op after
-    :meth:`close`. Every record goes through :func:`voicecoach.redact.redact` first.
-    """
-
-    def __init__(self, path: Path, session_id: str, fd: int, clock: Callable[[], datetime]) -> None:
-        self.path = path
-        self.id = session_id
-        self._fd: int | None = fd
-        self._clock = clock
-        self._keys: set[str] = set()
-        self._lock = threading.Lock()
-
-    def append(self, record: Mapping[str, Any]) -> None:
-        """Write ``record`` as one JSON line, then flush and fsync. Adds ``"t"`` (ISO UTC) if missing.
-
-        Raises :class:`ValueError` if ``record`` has no string ``"kind"`` (a programming error), and
-        :class:`~voicecoach.errors.UsageError` if the disk refuses the write.
-        """
-        if not isinstance(record.get("kind"), str):
-            raise ValueError(f"a session record needs a string 'kind', got {record.get('kind')!r}")
-        clean: dict[str, Any] = redact(dict(record))
-        clean.setdefault("t", iso_utc(self._clock()))
-        key = clean.get("key")
-        with self._lock:
-            if self._fd is None:
-                log.debug("session %s is closed; dropped a %s record", self.id, clean["kind"])
-                return
-            if isinstance(key, str):
-                if key in self._keys:
-                    log.debug("session %s already has %s %s; not written again", self.id, clean["kind"], key)
-                    return
-            self._write_line(clean)
-            if isinstance(key, str):
-                # Only after the write succeeded: a failed write must not make a retry look like a duplicate.
-                self._keys.add(key)
-
-    def close(self) -> None:
-        """Close the file (idempotent). Everything appended is already on disk."""
-        with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
-                log.debug("session %s closed", self.id)
-
-    def __enter__(self) -> SessionFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _write_line(self, record: Mapping[str, Any]) -> None:
-        assert self._fd is not None
-        # default=str: a stray non-JSON value (a Path, a datetime) must not cost the user a finished item.
-        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
-        try:
-            view = memoryview(line)
-            while view:  # os.write may write less than asked (signals, huge lines); finish the line.
-                view = view[os.write(self._fd, view) :]
-            os.fsync(self._fd)
-        except OSError as exc:
-            raise UsageError(f"cannot write the session file {self.path}: {exc.strerror}") from exc
+    facts: RunFacts  # start, end, duration, cost and model, where the file says
 
 
 class SessionStore:
     """The directory of session files. Reading (list, load, export) never creates anything."""
 
-    def __init__(self, root: Path | None = None, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, root: Path | None = None, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.root = root if root is not None else default_root()
-        self._clock = clock
+        self.clock = clock
 
     def create(self, meta: Mapping[str, Any]) -> SessionFile:
-        """Start a new session file and durably write its header. The id is ``YYYYmmdd-HHMMSS-xxxx`` (UTC)."""
-        self._ensure_root()
-        now = self._clock()
-        for _ in range(50):
-            session_id = f"{now.astimezone(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-            path = self.root / f"{session_id}.jsonl"
-            try:
-                # O_EXCL makes the id unique even against another process starting in the same second.
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                raise UsageError(
-                    f"cannot create a session file in {self.root}: {exc.strerror}; set {DATA_DIR_ENV} to a "
-                    "writable directory"
-                ) from exc
-            break
-        else:
-            raise UsageError(f"cannot find a free session id in {self.root}; is the directory full of sessions?")
-        os.fchmod(fd, 0o600)  # the mode given to os.open is filtered by the umask; this is not
-        session = SessionFile(path, session_id, fd, self._clock)
-        # Our own fields win: meta must not be able to rename the session or make the header look like an item.
-        extra = {k: v for k, v in meta.items() if k not in ("kind", "id", "started_at", "t")}
-        header = {"kind": "session", "id": session_id, **extra, "started_at": iso_utc(now)}
-        try:
-            session._write_line(redact(header))
-            _fsync_dir(self.root)  # the new directory entry must survive a power cut too
-        except BaseException:
-            session.close()
-            raise
-        log.debug("session %s created at %s", session_id, path)
-        return session
+        """A new run's file: the id (``YYYYmmdd-HHMMSS-xxxx``, UTC) and start time are fixed now; nothing is
+        written until the first append."""
+        return SessionFile(self.root, meta, self.clock(), clock=self.clock, ensure_root=self.ensure_root)
+
+    def ids(self) -> _Ids:
+        """The id of every session file, oldest first (ids sort by their start second)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.stem for p in self.root.glob("*.jsonl") if _ID_RE.match(p.stem))
+
+    def resolve(self, ref: str) -> str:
+        """The session id that ``ref`` names: an id, a unique prefix of one, or ``last`` (the newest).
+
+        Raises :class:`~voicecoach.errors.UsageError` (one line) for no match, an ambiguous prefix (listing the
+        candidates) or an empty store.
+        """
+        if _ID_RE.match(ref) and (self.root / f"{ref}.jsonl").is_file():
+            return ref
+        ids = self.ids()
+        if ref == LAST:
+            if not ids:
+                raise UsageError(f"no sessions yet in {self.root}, so there is no `last` one")
+            return self._newest(ids)
+        matches = [i for i in ids if ref and i.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise _unknown(ref, self.root)
+        named = ", ".join(matches[:_MAX_LISTED])
+        if len(matches) > _MAX_LISTED:
+            named += f" and {len(matches) - _MAX_LISTED} more"
+        raise UsageError(f"session id {ref!r} is ambiguous: {len(matches)} sessions start with it ({named}); give more")
 
     def list(self) -> list[SessionSummary]:
         """Every session, newest first. An unreadable file is skipped, not fatal."""
-        if not self.root.is_dir():
-            return []
         summaries = []
-        for path in self.root.glob("*.jsonl"):
-            if not _ID_RE.match(path.stem):
-                continue
+        for session_id in self.ids():
+            path = self.root / f"{session_id}.jsonl"
             try:
                 records = _read_records(path)
             except OSError as exc:
@@ -190,53 +130,102 @@ class SessionStore:
         summaries.sort(key=lambda s: (s.started_at, s.id), reverse=True)
         return summaries
 
-    def load(self, session_id: str) -> Records:
+    def load(self, ref: str) -> Records:
         """Every intact record of a session in file order, the header (``kind == "session"``) first.
 
-        Torn or garbled lines (e.g. the last line of a killed process) are skipped. An unknown or malformed id
-        raises :class:`~voicecoach.errors.UsageError`.
+        ``ref`` is anything :meth:`resolve` takes. Torn or garbled lines (e.g. the last line of a killed process)
+        are skipped. An unknown, ambiguous or malformed id raises :class:`~voicecoach.errors.UsageError`.
         """
-        path = self._path_of(session_id)
+        path = self.path_of(ref)
         try:
             return _read_records(path)
         except FileNotFoundError:
-            raise _unknown(session_id) from None
+            raise _unknown(ref, self.root) from None
         except OSError as exc:
             raise UsageError(f"cannot read the session file {path}: {exc.strerror}") from exc
 
-    def export(self, session_id: str, fmt: Literal["md", "json"]) -> str:
-        """The session as Markdown or as pretty JSON ``{"id", "started_at", "meta", "items"}``."""
+    def path_of(self, ref: str) -> Path:
+        return self.root / f"{self.resolve(ref)}.jsonl"
+
+    def delete(self, ref: str) -> Path:
+        """Remove one session's file and return its path. A file a running voicecoach holds is refused."""
+        path = self.path_of(ref)
+        if self._unlink_unless_held(path, only_if_empty=False) == "held":
+            raise UsageError(f"session {path.stem} is still being written by a running voicecoach; stop it first")
+        return path
+
+    def delete_empty(self) -> tuple[_Paths, _Paths]:
+        """Remove every file in which nothing was said or hinted. Returns (deleted, skipped because in use)."""
+        deleted: _Paths = []
+        held: _Paths = []
+        for session_id in self.ids():
+            path = self.root / f"{session_id}.jsonl"
+            try:
+                if not is_empty(_read_records(path)):
+                    continue
+            except OSError:
+                continue
+            outcome = self._unlink_unless_held(path, only_if_empty=True)
+            if outcome != "kept":
+                (deleted if outcome == "deleted" else held).append(path)
+        return deleted, held
+
+    def export(self, ref: str, fmt: str) -> str:
+        """The session as Markdown (``md``) or as pretty JSON (``json``); see :mod:`voicecoach.transcript`."""
+        session_id = self.resolve(ref)
         records = self.load(session_id)
-        header, items = _split(records)
-        if fmt == "json":
-            meta = {k: v for k, v in header.items() if k not in ("kind", "id", "started_at")}
-            doc = {"id": session_id, "started_at": header.get("started_at"), "meta": meta, "items": items}
-            return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
         if fmt == "md":
-            lines = [f"# voicecoach session {session_id} ({_day_time(header.get('started_at'))})", ""]
-            lines += [f"- {_clock_of(item)} {_describe(item, markdown=True)}" for item in items]
-            return "\n".join(lines) + "\n"
+            return render_markdown(session_id, records)
+        if fmt == "json":
+            return render_json(session_id, records)
         raise UsageError(f"unknown export format {fmt!r}; use md or json")
 
-    def _ensure_root(self) -> None:
+    def ensure_root(self) -> None:
         if self.root.is_dir():
             return
         try:
             self.root.parent.mkdir(parents=True, exist_ok=True)
-            os.mkdir(self.root, 0o700)
-            os.chmod(self.root, 0o700)  # only a directory we created; never loosen or tighten a user's own dir
-        except FileExistsError:
-            pass  # another process won the race; it created it with the same mode
+            try:
+                os.mkdir(self.root, 0o700)
+                os.chmod(self.root, 0o700)  # only a directory we created; never loosen or tighten a user's own dir
+            except FileExistsError:
+                if not self.root.is_dir():
+                    raise NotADirectoryError(errno.ENOTDIR, "a file of that name is in the way") from None
+                # else another process won the race; it created it with the same mode
         except OSError as exc:
             raise UsageError(
                 f"cannot create the sessions directory {self.root}: {exc.strerror}; set {DATA_DIR_ENV}"
             ) from exc
 
-    def _path_of(self, session_id: str) -> Path:
-        # The id becomes a file name: accept only our own format, so "../x" can never escape the directory.
-        if not _ID_RE.match(session_id):
-            raise _unknown(session_id)
-        return self.root / f"{session_id}.jsonl"
+    def _newest(self, ids: _Ids) -> str:
+        # Ids order runs by their start second; within one second only the header's milliseconds tell.
+        second = ids[-1][:15]
+        same = [i for i in ids if i.startswith(second)]
+        return max(same, key=lambda i: (_started_of(self.root / f"{i}.jsonl"), i))
+
+    def _unlink_unless_held(self, path: Path, *, only_if_empty: bool) -> Literal["deleted", "held", "kept"]:
+        """Unlink ``path`` unless a writer holds its lock ("held"), or it is no longer empty when asked ("kept")."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return "deleted"  # someone else was quicker; it is gone either way
+        except OSError as exc:
+            raise UsageError(f"cannot open the session file {path}: {exc.strerror}") from exc
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return "held"
+            # Checked again under the lock: a run may have written its first item since we looked.
+            if only_if_empty and not is_empty(_read_records(path)):
+                return "kept"
+            path.unlink(missing_ok=True)
+            log.debug("deleted session file %s", path)
+            return "deleted"
+        except OSError as exc:
+            raise UsageError(f"cannot delete the session file {path}: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
 
 
 # --- CLI handlers (the CLI wires these into argparse and prints what they return) --------------------------
@@ -246,20 +235,71 @@ def cmd_sessions_list(store: SessionStore) -> str:
     sessions = store.list()
     if not sessions:
         return f"no sessions yet in {store.root}"
-    rows = [f"{'ID':<20}  {'STARTED':<23}  {'ITEMS':>5}  TITLE"]
-    rows += [f"{s.id:<20}  {_day_time(s.started_at):<23}  {s.items:>5}  {s.title}" for s in sessions]
-    return "\n".join(rows)
-
-
-def cmd_sessions_show(store: SessionStore, session_id: str) -> str:
-    header, items = _split(store.load(session_id))
-    lines = [f"session {session_id}, started {_day_time(header.get('started_at'))}, {len(items)} items"]
-    lines += [f"{_clock_of(item)}  {_describe(item, markdown=False)}" for item in items]
+    rows: list[tuple[str, ...]] = [("ID", "STARTED (UTC)", "DURATION", "COST", "ITEMS", "MODEL", "TITLE")]
+    rows += [list_row(s.id, s.facts, s.items, s.title) for s in sessions]
+    widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
+    right = (2, 3, 4)  # numbers line up on the right
+    lines = [
+        "  ".join(
+            cell.rjust(w) if col in right else cell.ljust(w)
+            for col, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+    if any(s.facts.abrupt for s in sessions):
+        lines.append("? ended abruptly (killed or crashed): duration up to its last record, cost unknown")
     return "\n".join(lines)
 
 
-def cmd_sessions_export(store: SessionStore, session_id: str, fmt: Literal["md", "json"]) -> str:
-    return store.export(session_id, fmt)
+def _cells(row: tuple[str, ...], widths: list[int], right: tuple[int, ...]) -> list[str]:
+    return [
+        cell.rjust(w) if col in right else cell.ljust(w) for col, (cell, w) in enumerate(zip(row, widths, strict=True))
+    ]
+
+
+def cmd_sessions_show(store: SessionStore, ref: str) -> str:
+    session_id = store.resolve(ref)
+    return render_show(session_id, store.load(session_id))
+
+
+def cmd_sessions_export(
+    store: SessionStore, ref: str, fmt: str, output: Path | None = None, *, force: bool = False
+) -> str:
+    """The export as text (``output`` None or ``-``), or written to ``output`` with a line saying so."""
+    session_id = store.resolve(ref)
+    text = store.export(session_id, fmt)
+    if output is None or str(output) == "-":
+        return text.removesuffix("\n")
+    _write_export(output, text, force=force)
+    return f"exported session {session_id} ({fmt}) to {output}"
+
+
+def cmd_sessions_delete(store: SessionStore, ref: str | None, *, empty: bool) -> str:
+    if empty:
+        deleted, held = store.delete_empty()
+        lines = [f"deleted {p.stem} ({p})" for p in deleted] or [f"no empty sessions in {store.root}"]
+        lines += [f"kept {p.stem}: a running voicecoach is writing it" for p in held]
+        return "\n".join(lines)
+    if ref is None:
+        raise UsageError("say which session to delete: an id, a unique prefix, `last`, or --empty")
+    path = store.delete(ref)
+    return f"deleted {path.stem} ({path})"
+
+
+def _write_export(output: Path, text: str, *, force: bool) -> None:
+    # O_EXCL: the "already exists" check and the creation are one step, so nothing is overwritten by a race.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if force else os.O_EXCL)
+    try:
+        fd = os.open(output, flags, 0o600)  # a new export is as private as the session it came from
+    except FileExistsError:
+        raise UsageError(f"{output} already exists; pass --force to overwrite it, or choose another -o FILE") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write the export to {output}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write the export to {output}: {exc.strerror}") from exc
 
 
 # --- reading helpers --------------------------------------------------------------------------------------
@@ -280,72 +320,31 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _split(records: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    header = records[0] if records and records[0]["kind"] == "session" else {}
-    return header, [r for r in records if r["kind"] != "session"]
+def _started_of(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            first = json.loads(fh.readline(65536).decode("utf-8"))
+    except (OSError, ValueError):
+        return ""
+    started = first.get("started_at") if isinstance(first, dict) else None
+    return started if isinstance(started, str) else ""
 
 
 def _summarize(path: Path, records: list[dict[str, Any]]) -> SessionSummary:
-    header, items = _split(records)
-    started = header.get("started_at")
+    started = header_of(records).get("started_at")
     if not isinstance(started, str):
         # A lost header still leaves the start time in the id (YYYYmmdd-HHMMSS-xxxx).
         day, hms = path.stem.split("-")[:2]
         started = f"{day[:4]}-{day[4:6]}-{day[6:]}T{hms[:2]}:{hms[2:4]}:{hms[4:]}.000Z"
-    title = header.get("title")
-    if not isinstance(title, str) or not title.strip():
-        said = next((i.get("text") for i in items if i["kind"] == "utterance" and i.get("text")), None)
-        title = _one_line(str(said))[:60] if said else "(no speech)"
-    return SessionSummary(id=path.stem, started_at=started, items=len(items), path=path, title=title)
+    return SessionSummary(
+        id=path.stem,
+        started_at=started,
+        items=len(items_of(records)),
+        path=path,
+        title=title_of(records),
+        facts=facts_of(records, started_fallback=started),
+    )
 
 
-def _describe(item: Mapping[str, Any], *, markdown: bool) -> str:
-    kind = item["kind"]
-    text = _one_line(str(item.get("text", "")))
-    if kind == "utterance":
-        who = "You"
-    elif kind == "hint":
-        who = f"Coach ({_TIERS.get(str(item.get('tier')), str(item.get('tier', 'hint')))})"
-        if item.get("interrupted"):
-            text += " _(interrupted)_" if markdown else " [interrupted]"
-    elif kind == "interrupt":
-        why = _one_line(str(item.get("why", "")))
-        return f"_Interrupted ({why})_" if markdown else f"-- interrupted ({why})"
-    else:
-        who = kind
-    return f"**{who}:** {text}" if markdown else f"{who}: {text}"
-
-
-def _clock_of(item: Mapping[str, Any]) -> str:
-    moment = _parse_time(item.get("t"))
-    return f"{moment:%H:%M:%S}" if moment else "--:--:--"
-
-
-def _day_time(value: Any) -> str:
-    moment = _parse_time(value)
-    return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else "unknown time"
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value).astimezone(UTC)
-    except ValueError:
-        return None
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _unknown(session_id: str) -> UsageError:
-    return UsageError(f"no session {session_id!r}; see `voicecoach sessions list` for the ids")
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _unknown(ref: str, root: Path) -> UsageError:
+    return UsageError(f"no session {ref!r} in {root}; `voicecoach sessions list` shows the ids")
