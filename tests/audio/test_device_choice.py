@@ -12,7 +12,7 @@ from audiofakes import tone
 
 from voicecoach.audio import devices
 from voicecoach.audio.devices import DeviceInfo, format_device_table, open_sink, open_source, resolve_device
-from voicecoach.audio.files import WavSink, WavSource
+from voicecoach.audio.files import FileSource, WavSink
 from voicecoach.errors import AudioError, DeviceNotFound, PortAudioMissing
 
 FAKE = [
@@ -118,7 +118,7 @@ def test_without_portaudio_devices_fail_clearly_and_files_still_work(
     WavSink(wav, 16000).close()
     source = open_source(wav, "ignored when a file is given")
     sink = open_sink(tmp_path / "out.wav", None, rate=16000)
-    assert isinstance(source, WavSource) and isinstance(sink, WavSink) and sink.rate == 16000
+    assert isinstance(source, FileSource) and isinstance(sink, WavSink) and sink.rate == 16000
     sink.write(tone(20, rate=16000))
     sink.close()
 
@@ -127,7 +127,7 @@ def test_audio_modules_do_not_import_sounddevice() -> None:
     """Importing every audio module, and using files, must not load PortAudio (checked in a fresh interpreter)."""
     code = (
         "import sys, numpy as np\n"
-        "from voicecoach.audio import devices, files, frames, tracks\n"
+        "from voicecoach.audio import alsa, base, devices, files, frames, playout, tracks\n"
         "files.PcmSource(np.zeros(960, dtype=np.int16), 48000)\n"
         "print('sounddevice' in sys.modules)\n"
     )
@@ -144,7 +144,7 @@ def test_file_source_and_sink_are_chosen_over_devices(tmp_path: Path) -> None:
     sink = WavSink(wav, 48000)
     sink.write(np.ones(960, dtype=np.int16))
     sink.close()
-    assert isinstance(open_source(wav, None), WavSource)
+    assert isinstance(open_source(wav, None), FileSource)
     out = open_sink(tmp_path / "o.wav", None)
     assert isinstance(out, WavSink) and out.rate == 24000 and out.channels == 1
     out.close()

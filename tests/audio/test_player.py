@@ -7,7 +7,9 @@ deterministic. The file-sink tests run the Player's wall-clock pump.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -196,3 +198,183 @@ async def test_a_failing_file_sink_ends_run_with_its_one_line_error(run_player: 
     with pytest.raises(AudioError, match="No space left"):
         async with asyncio.timeout(BOUND_S):
             await task
+
+
+# --- events: on_audible and on_sounding ------------------------------------------------------------------
+
+
+class Clock:
+    """A clock the test moves: every event time is one of its readings."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Events:
+    def __init__(self) -> None:
+        self.audible: list[tuple[str | None, float]] = []
+        self.sounding: list[tuple[bool, float]] = []
+
+    def on_audible(self, response_id: str | None, at: float) -> None:
+        self.audible.append((response_id, at))
+
+    def on_sounding(self, sounding: bool, at: float) -> None:
+        self.sounding.append((sounding, at))
+
+
+def evented_player(sink: object, clock: Clock, events: Events, prebuffer_ms: int = 40) -> Player:
+    return Player(
+        sink,  # type: ignore[arg-type]  # the fakes are structural sinks
+        prebuffer_ms=prebuffer_ms,
+        clock=clock,
+        on_audible=events.on_audible,
+        on_sounding=events.on_sounding,
+    )
+
+
+async def test_on_audible_fires_once_per_response_when_its_first_loud_sample_is_pulled(
+    run_player: StartPlayer,
+) -> None:
+    sink, clock, events = PullingSink(), Clock(), Events()
+    player = evented_player(sink, clock, events)
+    track = QueueTrack()
+    await run_player(player, track)
+    player.mark_response("r1")
+    await feed(player, track, np.concatenate([np.zeros(960, dtype=np.int16), LOUD[:9600]]))  # 20 ms quiet first
+    assert events.audible == []  # received is not audible: nothing was handed to the output yet
+    clock.now = 101.0
+    sink.tick(1)  # 10 ms: still the quiet lead-in
+    assert events.audible == []
+    clock.now = 102.0
+    sink.tick(2)  # reaches the first loud sample
+    assert events.audible == [("r1", 102.0)]
+    assert player.first_audio_at == 102.0  # + the sink's output latency (0 here)
+    clock.now = 103.0
+    sink.tick(5)
+    assert events.audible == [("r1", 102.0)]  # once
+    player.mark_response("r2")
+    await feed(player, track, LOUD[:4800])
+    clock.now = 104.0
+    sink.tick(20)
+    assert events.audible == [("r1", 102.0), ("r2", 104.0)]
+
+
+async def test_on_sounding_reports_start_and_the_hand_over_of_the_last_loud_sample(run_player: StartPlayer) -> None:
+    sink, clock, events = PullingSink(), Clock(), Events()
+    player = evented_player(sink, clock, events, prebuffer_ms=0)
+    track = QueueTrack()
+    await run_player(player, track)
+    # 40 ms loud, a 20 ms pause, 40 ms loud (short enough that the pause is not shed as idle silence), then dry.
+    await feed(player, track, np.concatenate([LOUD[:1920], np.zeros(960, dtype=np.int16), LOUD[:1920]]))
+    for i in range(15):
+        clock.now = 200.0 + i
+        sink.tick(1)
+        if i == 2:
+            assert player.is_playing
+        if i == 5:
+            assert not player.is_playing
+    # Blocks 0-3 loud, 4-5 the pause, 6-9 loud: sound starts at blocks 0 and 6 and stops at the block that held
+    # the last loud sample of each run (3 and 9), not at the first quiet one.
+    assert events.sounding == [(True, 200.0), (False, 203.0), (True, 206.0), (False, 209.0)]
+
+
+async def test_a_flush_reports_silence_at_the_block_that_handed_over_the_fade(run_player: StartPlayer) -> None:
+    sink, clock, events = PullingSink(), Clock(), Events()
+    player = evented_player(sink, clock, events)
+    track = QueueTrack()
+    await run_player(player, track)
+    assert player.flush() is False  # nothing sounding: no on_sounding(False) is owed
+    player.mark_response("r1")
+    await feed(player, track, LOUD[:19200])
+    clock.now = 300.0
+    sink.tick(5)
+    assert events.sounding == [(True, 300.0)]
+    assert player.flush() is True
+    assert events.sounding == [(True, 300.0)]  # the fade has not been handed over yet
+    clock.now = 300.5
+    sink.tick(1)  # the fade
+    assert events.sounding == [(True, 300.0), (False, 300.5)]
+    clock.now = 301.0
+    sink.tick(10)
+    assert len(events.sounding) == 2 and not player.is_playing
+
+
+async def test_a_file_sink_reports_audible_when_the_sample_is_written(run_player: StartPlayer) -> None:
+    sink = RecordingSink(rate=24000, channels=1)
+    seen: list[tuple[str | None, int]] = []
+
+    def on_audible(response_id: str | None, at: float) -> None:
+        # Handed over means written: the loud sample is in the file's data at this moment.
+        seen.append((response_id, int(np.abs(sink.pcm.astype(np.int32)).max())))
+
+    player = Player(sink, prebuffer_ms=40, on_audible=on_audible)
+    track = QueueTrack()
+    task = await run_player(player, track)
+    player.mark_response("r1")
+    await feed(player, track, tone(200))
+    await wait_for(lambda: bool(seen), what="on_audible")
+    assert seen[0][0] == "r1" and seen[0][1] > tracks.SILENCE_PEAK
+    track.end()
+    async with asyncio.timeout(BOUND_S):
+        await task
+    assert len(seen) == 1
+
+
+class ThreadedSink(PullingSink):
+    """A PullSink pulled from its own thread every few ms, like a sound card's callback."""
+
+    def __init__(self) -> None:
+        super().__init__(block_ms=5)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, pull: Callable[[np.ndarray], None]) -> None:
+        super().start(pull)
+
+        def run() -> None:
+            while not self._stop.wait(0.005):
+                pull(self.block)
+
+        self._thread = threading.Thread(target=run, name="fake-audio", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(BOUND_S)
+
+
+async def test_events_from_an_audio_thread_arrive_on_the_loop_thread_and_idle_costs_no_wakeups(
+    run_player: StartPlayer,
+) -> None:
+    sink, threads = ThreadedSink(), []
+    player = Player(sink, prebuffer_ms=20)
+    player.on_audible = lambda rid, at: threads.append(("audible", threading.get_ident()))
+    player.on_sounding = lambda on, at: threads.append((f"sounding {on}", threading.get_ident()))
+    wakeups = 0
+    pulled = player._pulled
+
+    def counting(read: int, at: float) -> None:
+        nonlocal wakeups
+        wakeups += 1
+        pulled(read, at)
+
+    player._pulled = counting  # type: ignore[method-assign]  # count the loop's wake-ups for the device
+    track = QueueTrack()
+    try:
+        await run_player(player, track)
+        await feed(player, track, np.zeros(9600, dtype=np.int16))  # 200 ms of silence: nothing to report
+        await asyncio.sleep(0.2)
+        assert wakeups == 0 and threads == []
+        player.mark_response("r1")
+        await feed(player, track, LOUD[:4800])
+        await wait_for(lambda: len(threads) >= 3, what="audible, sounding and silence from the audio thread")
+    finally:
+        sink.close()
+    me = threading.get_ident()
+    assert [name for name, _ in threads] == ["sounding True", "audible", "sounding False"]
+    assert all(ident == me for _, ident in threads)
+    assert player.played_ms("r1") == pytest.approx(100)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from audiofakes import tone
 
-from voicecoach.audio.frames import PlayoutBuffer, fade_out_ramp
+from voicecoach.audio.frames import fade_out_ramp
+from voicecoach.audio.playout import Audible, PlayLedger, PlayoutBuffer, Sounding
 
 RATE = 48000
 BLOCK = 480  # 10 ms
@@ -123,3 +124,20 @@ def test_the_cut_log_keeps_the_latest_cuts_for_a_reader_that_fell_behind() -> No
     assert count == PlayoutBuffer.CUT_LOG + 5 and len(cuts) == PlayoutBuffer.CUT_LOG
     assert cuts[-1] == (10 * (count - 1), 10 * count)
     assert buf.cuts_since(count) == ([], count)
+
+
+def test_ledger_counts_per_response_and_a_cut_moves_the_first_audible_sample() -> None:
+    """PlayLedger alone, with explicit positions and times: what a flush skipped was never audible."""
+    ledger = PlayLedger()
+    ledger.mark("r1")
+    ledger.pushed(100, 600)  # r1's first loud sample at 100
+    assert ledger.advance(50, [], at=1.0) == []  # the output is still before it
+    ledger.advance(80, [(80, 700)], at=2.0)  # a flush skipped it (and the rest) before it played
+    ledger.pushed(700, 900)  # later audio of r1: this is now its first audible sample
+    assert ledger.advance(750, [], at=3.0) == [Sounding(True, 3.0), Audible("r1", 3.0)]
+    assert ledger.played_samples("r1") == 50
+    ledger.mark("r2")
+    ledger.pushed(900, 1000)  # contiguous, but another response's
+    assert ledger.advance(1000, [], at=4.0) == [Audible("r2", 4.0), Sounding(False, 4.0)]
+    assert (ledger.played_samples("r1"), ledger.played_samples("r2")) == (200, 100)
+    assert ledger.idle

@@ -19,6 +19,7 @@ import pulse
 import pytest
 from audiofakes import BOUND_S, QueueTrack, StartPlayer, stereo_frames, tone, wait_for
 
+from voicecoach.audio import alsa
 from voicecoach.audio.devices import DeviceSink, DeviceSource, list_devices, open_sink, open_source, resolve_device
 from voicecoach.audio.files import WavSink, read_wav
 from voicecoach.audio.frames import WIRE_FRAME_SAMPLES, envelope, resample
@@ -267,3 +268,31 @@ async def _measure_flush(recorder: Recorder, run_player: StartPlayer) -> str | N
     if flush_to_silence_ms > 30 or underruns_while_fed:
         return f"still sounding {flush_to_silence_ms:.0f} ms after flush(), {underruns_while_fed} underruns"
     return None
+
+
+async def test_device_underruns_are_counted_and_alsa_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    """A stalled audio callback makes the host underflow. ALSA would print "ALSA lib pcm.c:...: underrun
+    occurred" to fd 2 for each; instead the sink counts them (PortAudio's flag) and so does alsa.py."""
+    sink = DeviceSink(resolve_device(None, "output"))
+    player = Player(sink)
+    calls = 0
+
+    def stalling_pull(block: np.ndarray) -> None:
+        nonlocal calls
+        calls += 1
+        block.fill(0)
+        if calls % 40 == 0:
+            time.sleep(0.1)  # longer than everything the host has buffered (15 ms latency)
+
+    capfd.readouterr()
+    alsa_before = alsa.underruns
+    try:
+        sink.start(stalling_pull)
+        await wait_for(lambda: sink.output_underflows >= 2, what="two underflows of the stalled stream")
+    finally:
+        sink.close()
+    err = capfd.readouterr().err
+    assert "ALSA lib" not in err and "underrun" not in err
+    assert player.device_underruns == sink.output_underflows >= 2
+    assert player.underruns == 0  # the ring did not run dry: the host did
+    assert alsa.underruns > alsa_before  # ALSA did report them, to our handler

@@ -23,8 +23,11 @@ from types import ModuleType
 from typing import Any, Literal
 
 from ..errors import AudioError, DeviceNotFound, DeviceUnavailable, PortAudioMissing
-from .files import FrameSink, FrameSource, WavSink, WavSource
-from .frames import WIRE_FRAME_SAMPLES, FrameChunker, Pcm, PlayoutBuffer, Resampler
+from . import alsa
+from .base import FrameSink, FrameSource
+from .files import FileSource, WavSink
+from .frames import INPUT_BLOCK_MS, OUTPUT_LATENCY_S, WIRE_FRAME_SAMPLES, FrameChunker, Pcm, Resampler
+from .playout import PlayoutBuffer
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +35,13 @@ PORTAUDIO_MISSING = (
     "PortAudio library not found: install it with `apt-get install libportaudio2` (or brew install portaudio), "
     "or use --input-file/--output-file"
 )
-INPUT_BLOCK_MS = 10  # mic callback block: a hand-off per 10 ms keeps latency low without spinning
-# Output: a suggested latency of 15 ms with blocks of the host's choosing. On PulseAudio (through ALSA) that
-# played 2 s bursts with 0-2 underflows, all at stream start; fixed 10 ms blocks, or PortAudio's "low"
-# suggestion with them, lost up to half the audio; 40 ms was flawless but a flush could then not be silent
-# within 30 ms, since whatever the host has buffered still plays. The playout ring accepts any block size.
-OUTPUT_LATENCY_S = 0.015
 MAX_QUEUE_MS = 200  # mic frames kept for a slow reader; older ones are dropped so latency cannot grow
 
 Kind = Literal["input", "output"]
 
 
 def _import_sounddevice() -> ModuleType:
+    alsa.install()  # before PortAudio initializes: its device scan is the first thing ALSA reports on
     return importlib.import_module("sounddevice")
 
 
@@ -265,7 +263,10 @@ class DeviceSink:
     The stream runs from construction, silent until a Player calls ``start(pull)``; then the Player's buffer
     feeds the callback directly. ``write`` (for plain use, e.g.
     benchmarks) queues into a buffer of the sink's own with no pre-buffer. Plays at the device's native rate,
-    stereo when the device has two channels. ``callback_errors`` counts blocks a failing ``pull`` left silent.
+    stereo when the device has two channels. ``callback_errors`` counts blocks a failing ``pull`` left silent;
+    ``output_underflows`` counts blocks the host asked for too late (PortAudio's ``output_underflow`` flag: what
+    ALSA reports as "underrun occurred", see :mod:`voicecoach.audio.alsa`), from the first ``start(pull)`` on,
+    since the stream's own start-up underflows happen before there is anything to lose.
     """
 
     def __init__(self, device: DeviceInfo) -> None:
@@ -276,7 +277,8 @@ class DeviceSink:
         self._pull: Callable[[Pcm], None] | None = None
         self._own: PlayoutBuffer | None = None
         self.callback_errors = 0
-        self.status_flags = 0
+        self.status_flags = 0  # callbacks with any status flag set, since the stream opened
+        self.output_underflows = 0
         self._stream = _open_stream(
             sd.OutputStream,
             device,
@@ -305,9 +307,11 @@ class DeviceSink:
 
     def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         # Audio thread: fill from the ring; an exception here would abort the stream, so it becomes silence.
+        pull = self._pull
         if status:
             self.status_flags += 1
-        pull = self._pull
+            if pull is not None and status.output_underflow:
+                self.output_underflows += 1
         if pull is None:
             outdata.fill(0)
             return
@@ -335,12 +339,14 @@ class DeviceSink:
     def close(self) -> None:
         self._pull = None
         self._stream.close(ignore_errors=True)
+        alsa.log_messages()
 
 
-def open_source(input_file: Path | None, input_device: str | None) -> FrameSource:
-    """The input: the WAV file if given, else the device (None: the system default)."""
+def open_source(input_file: Path | None, input_device: str | None, *, loop: bool = False) -> FrameSource:
+    """The input: the audio file if given (streamed; ``loop``: start again at its end), else the device (None:
+    the system default)."""
     if input_file is not None:
-        return WavSource(input_file)
+        return FileSource(input_file, loop=loop)
     return DeviceSource(resolve_device(input_device, "input"))
 
 

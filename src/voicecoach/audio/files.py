@@ -1,11 +1,13 @@
-"""Frame sources and sinks that need no hardware: WAV files, in-memory PCM, and a sink that discards.
+"""Frame sources and sinks that need no hardware: audio files, in-memory PCM, and a sink that discards.
 
-The two protocols here are what the runner and the tracks speak; :mod:`voicecoach.audio.devices` implements
-them for sound cards. This module must never import sounddevice, so that file-only runs work without PortAudio.
+They implement the protocols of :mod:`voicecoach.audio.base`; :mod:`voicecoach.audio.devices` does the same
+for sound cards. This module must never import sounddevice, so that file-only runs work without PortAudio.
 
-WAV is parsed by hand rather than with :mod:`wave`, because on Python 3.11 ``wave`` rejects
-WAVE_FORMAT_EXTENSIBLE (what sox writes for 24-bit or multi-channel audio) and refuses files whose data size is
-still a placeholder (what a killed recorder leaves behind, including our own :class:`WavSink`).
+Input files are decoded by av (FFmpeg): WAV of any sample format (integer or float, WAVE_FORMAT_EXTENSIBLE,
+a data size that is still a placeholder), FLAC, Ogg, MP3 and whatever else FFmpeg reads, resampled by av's
+resampler to the pipeline's 48 kHz mono. They are streamed: a few packets are decoded ahead of the reader, so
+a 10-hour file opens as fast as a 10-second one and holds the same memory. Output is 16-bit PCM WAV, written
+by hand so that its header can be kept valid while it grows.
 """
 
 from __future__ import annotations
@@ -14,68 +16,48 @@ import asyncio
 import logging
 import struct
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO
 
+import av
 import numpy as np
 
 from ..errors import AudioError
-from .frames import WIRE_FRAME_SAMPLES, WIRE_RATE, Pcm, downmix, resample, silence, upmix
+from .base import EndingSource, FrameSink, FrameSource, PullSink
+from .frames import WIRE_FRAME_SAMPLES, WIRE_RATE, FrameChunker, Pcm, downmix, pcm_from_frame, resample, silence, upmix
+
+# The protocols' old home: modules written before audio/base.py existed import them from here.
+__all__ = [
+    "EndingSource",
+    "FileSource",
+    "FrameSink",
+    "FrameSource",
+    "NullSink",
+    "PcmSource",
+    "PullSink",
+    "WavSink",
+    "read_wav",
+    "wav_header",
+]
 
 log = logging.getLogger(__name__)
 
 _FORMAT_PCM = 0x0001
-_FORMAT_FLOAT = 0x0003
-_FORMAT_EXTENSIBLE = 0xFFFE
-_CONVERT_HINT = "convert it with `sox IN.wav -b 16 OUT.wav`"
+_FORMATS_HINT = "give a WAV, FLAC, Ogg or MP3 file (convert others with `sox IN OUT.wav` or `ffmpeg -i IN OUT.wav`)"
 HEADER_INTERVAL_S = 0.5  # WavSink rewrites its sizes at least this often, so a killed process leaves a valid file
-
-
-class FrameSource(Protocol):
-    """Produces 20 ms frames of 48 kHz mono int16 (``WIRE_FRAME_SAMPLES`` = 960 samples each).
-
-    ``realtime`` is True when ``read`` itself waits for real time to pass (a device); False when the consumer
-    must pace it (a file or a buffer, which can answer at once). After ``close`` a device's ``read`` raises
-    :class:`~voicecoach.errors.AudioError`; a file keeps returning silence.
-    """
-
-    realtime: bool
-
-    async def read(self) -> Pcm: ...
-
-    def close(self) -> None: ...
-
-
-class FrameSink(Protocol):
-    """Consumes PCM already in the sink's own ``rate`` and ``channels`` (``(n,)`` or ``(n, channels)`` int16)."""
-
-    rate: int
-    channels: int
-
-    def write(self, pcm: Pcm) -> None: ...
-
-    def close(self) -> None: ...
-
-
-@runtime_checkable
-class PullSink(Protocol):
-    """A sink that plays in real time and pulls its audio (a device), instead of being written to.
-
-    After ``start(pull)`` the sink calls ``pull(block)`` from its audio thread for every output block; ``pull``
-    must fill the ``(frames, channels)`` int16 array in place, quickly, without blocking or allocating much.
-    ``output_latency`` is the seconds from a pulled sample to the speaker, as far as the sink knows.
-    """
-
-    output_latency: float
-
-    def start(self, pull: Callable[[Pcm], None]) -> None: ...
+READ_AHEAD_FRAMES = 2  # wire frames decoded ahead of the reader: enough to know which read returns the last one
+# FFmpeg's default probing reads about 1 MB and 5 s of audio before the first frame: 30-60 ms for a WAV, on
+# the event loop. Audio formats carry their parameters in the header, so a small probe is enough; a stream
+# it leaves without a rate or channels is probed again with the defaults.
+_QUICK_PROBE = {"probesize": "32768", "analyzeduration": "0"}
 
 
 class PcmSource:
-    """A :class:`FrameSource` over a buffer in memory, converted once to 48 kHz mono.
+    """A :class:`~voicecoach.audio.base.EndingSource` over a buffer in memory, converted once to 48 kHz mono.
 
-    ``read`` returns 960-sample frames (the last one padded with zeros), then silence forever. ``finished`` is
+    ``read`` returns 960-sample frames (the last one padded with zeros), then silence forever. ``ended`` is
     set once the frame holding the last real sample has been read. Not realtime: the reader paces it.
     """
 
@@ -83,10 +65,10 @@ class PcmSource:
 
     def __init__(self, pcm: Pcm, rate: int) -> None:
         mono = downmix(np.asarray(pcm, dtype=np.int16))
-        # (libav fails on an empty frame, so an empty file skips the resampler.)
+        # (libav fails on an empty frame, so an empty buffer skips the resampler.)
         self._pcm = mono if rate == WIRE_RATE or mono.size == 0 else resample(mono, rate, WIRE_RATE, 1)
         self._pos = 0
-        self.finished = asyncio.Event()
+        self.ended = asyncio.Event()
 
     @property
     def duration_s(self) -> float:
@@ -95,8 +77,8 @@ class PcmSource:
     async def read(self) -> Pcm:
         frame = self._pcm[self._pos : self._pos + WIRE_FRAME_SAMPLES]
         self._pos += WIRE_FRAME_SAMPLES
-        if self._pos >= self._pcm.size and not self.finished.is_set():
-            self.finished.set()
+        if self._pos >= self._pcm.size and not self.ended.is_set():
+            self.ended.set()
         if frame.size == WIRE_FRAME_SAMPLES:
             return frame.copy()
         out = silence(WIRE_FRAME_SAMPLES)
@@ -104,84 +86,163 @@ class PcmSource:
         return out
 
     def close(self) -> None:
-        """Nothing to release; reading on returns silence (a closed file is just a finished one)."""
+        """Nothing to release; reading on returns silence (a closed buffer is just a finished one)."""
         self._pos = self._pcm.size
 
 
-class WavSource(PcmSource):
-    """A :class:`PcmSource` read from a PCM WAV file (8/16/24/32-bit integer, any channels, any rate).
+class FileSource:
+    """An :class:`~voicecoach.audio.base.EndingSource` streamed from an audio file, as 48 kHz mono frames.
 
-    Raises :class:`AudioError` at construction for a missing, unreadable, malformed or non-PCM file.
+    The file is opened and its first audio decoded at construction, so a missing, unreadable, corrupt or
+    unsupported file is an :class:`AudioError` naming it before the run starts, never in the middle. After
+    that, damage further in ends the file there (logged at DEBUG). ``read`` returns 960-sample frames (the
+    last one padded with zeros). Without ``loop``: ``ended`` is set by the read that returns the last frame,
+    and every later read returns silence. With ``loop``: the file starts again at its end, and ``ended`` is
+    never set (unless the file holds no audio at all). Not realtime: the reader (the mic track) paces it.
+
+    Decoding happens inside ``read``, on the event loop: one packet at a time, a few milliseconds of audio
+    each, which costs microseconds (the file is read through the OS's cache, a packet at a time).
     """
 
-    def __init__(self, path: Path) -> None:
-        pcm, rate = read_wav(path)
-        super().__init__(pcm, rate)
+    realtime = False
+
+    def __init__(self, path: Path, *, loop: bool = False) -> None:
         self.path = path
-        log.debug("input file %s: %d Hz, %.2f s", path, rate, self.duration_s)
+        self.loop = loop
+        self.ended = asyncio.Event()
+        self._frames: deque[Pcm] = deque()
+        self._chunker = FrameChunker(WIRE_FRAME_SAMPLES)
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=WIRE_RATE)
+        self._eof = False
+        self._pass_samples = 0  # samples decoded in the current pass over the file (a loop of nothing ends)
+        self._container, self._decoded = _open(path)
+        stream = self._container.streams.audio[0]
+        duration = self._container.duration / 1e6 if self._container.duration else None
+        log.debug("input file %s: %s, %d Hz, %s s", path, stream.codec_context.name, stream.rate, duration)
+        try:
+            self._fill()
+        except AudioError:
+            self._container.close()
+            raise
+        if self._pass_samples == 0 and not self._frames:
+            log.debug("input file %s holds no audio", path)
+
+    @property
+    def buffered_samples(self) -> int:
+        """Samples decoded but not read yet: bounded by a few packets, whatever the file's length."""
+        return sum(f.size for f in self._frames) + self._chunker.pending
+
+    async def read(self) -> Pcm:
+        if len(self._frames) < READ_AHEAD_FRAMES:
+            try:
+                self._fill()
+            except AudioError as exc:  # damage past the start: the file ends here
+                log.debug("%s", exc)
+                self._finish()
+        if self._frames:
+            frame = self._frames.popleft()
+            if not self._frames and self._eof:
+                self.ended.set()
+            return frame
+        self.ended.set()
+        return silence(WIRE_FRAME_SAMPLES)
+
+    def close(self) -> None:
+        """Release the file; reading on returns silence (a closed file is just a finished one)."""
+        self._frames.clear()
+        self._eof = True
+        self._container.close()
+
+    def _fill(self) -> None:
+        """Decode until ``READ_AHEAD_FRAMES`` frames are ready or the file has ended."""
+        while len(self._frames) < READ_AHEAD_FRAMES and not self._eof:
+            try:
+                frame = next(self._decoded)
+            except StopIteration:
+                if self.loop and self._pass_samples > 0:
+                    self._rewind()
+                    continue
+                self._finish()
+                return
+            except (av.error.FFmpegError, OSError) as exc:
+                raise AudioError(f"input file {self.path} is damaged: {_reason(exc)}; {_FORMATS_HINT}") from exc
+            self._pass_samples += frame.samples
+            self._push(self._resampler.resample(frame))
+
+    def _rewind(self) -> None:
+        """Back to the start for the next pass: a seek (microseconds); reopening if the file cannot seek."""
+        self._pass_samples = 0
+        try:
+            self._container.seek(0)
+            self._decoded = self._container.decode(self._container.streams.audio[0])
+        except (av.error.FFmpegError, OSError):
+            self._container.close()
+            self._container, self._decoded = _open(self.path)
+
+    def _finish(self) -> None:
+        """The end of the audio: the resampler's tail, and the last partial frame padded with silence."""
+        if self._eof:
+            return
+        self._eof = True
+        self._push(self._resampler.resample(None))
+        pending = self._chunker.pending
+        if pending:
+            self._frames.extend(self._chunker.push(silence(WIRE_FRAME_SAMPLES - pending)))
+
+    def _push(self, frames: list[av.AudioFrame]) -> None:
+        for f in frames:
+            self._frames.extend(self._chunker.push(pcm_from_frame(f)[:, 0]))
+
+
+def _open(
+    path: Path, options: dict[str, str] | None = _QUICK_PROBE
+) -> tuple[av.container.InputContainer, Iterator[av.AudioFrame]]:
+    """The file's container and a decoder of its first audio stream, or :class:`AudioError`."""
+    try:
+        container = av.open(str(path), mode="r", options=options or {})
+    except FileNotFoundError as exc:
+        raise AudioError(f"input file {path} does not exist: check the path given to --input-file") from exc
+    except av.error.InvalidDataError as exc:
+        raise AudioError(f"input file {path} is not an audio file that can be decoded; {_FORMATS_HINT}") from exc
+    except (av.error.FFmpegError, OSError) as exc:
+        raise AudioError(f"cannot read input file {path}: {_reason(exc)}") from exc
+    if not container.streams.audio:
+        container.close()
+        raise AudioError(f"input file {path} has no audio in it; {_FORMATS_HINT}")
+    stream = container.streams.audio[0]
+    if options and stream.codec_context is not None and not (stream.rate and stream.codec_context.channels):
+        container.close()
+        return _open(path, None)  # the quick probe was not enough for this file
+    if stream.codec_context is None:  # FFmpeg knows the container but has no decoder for the codec in it
+        container.close()
+        raise AudioError(f"input file {path} holds audio in a codec that cannot be decoded; {_FORMATS_HINT}")
+    return container, container.decode(stream)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "strerror", None) or exc)
 
 
 def read_wav(path: Path) -> tuple[Pcm, int]:
-    """Samples (``(n,)`` mono or ``(n, channels)``, int16) and rate of a PCM WAV file, or :class:`AudioError`.
+    """All samples of an audio file at its own rate (``(n,)`` mono or ``(n, channels)``, int16), and the rate.
 
-    A data chunk whose declared size runs past the end of the file (a recording cut short) is read up to the
-    last whole sample.
+    For tests and tools that check what a run wrote; a run streams its input with :class:`FileSource`.
+    Raises :class:`AudioError` like :class:`FileSource`.
     """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise AudioError(f"input file {path} does not exist: check the path given to --input-file") from exc
-    except OSError as exc:
-        raise AudioError(f"cannot read input file {path}: {exc.strerror or exc}") from exc
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise AudioError(f"input file {path} is not a WAV file (no RIFF/WAVE header); {_CONVERT_HINT}")
-    fmt: tuple[int, int, int, int] | None = None  # (format tag, channels, rate, bits)
-    pos = 12
-    while pos + 8 <= len(data):
-        chunk_id, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
-        body = pos + 8
-        if chunk_id == b"fmt ":
-            fmt = _parse_fmt(path, data[body : body + size])
-        elif chunk_id == b"data":
-            if fmt is None:
-                raise AudioError(f"input file {path} is damaged (data before format chunk); {_CONVERT_HINT}")
-            return _decode(path, data[body : body + size], *fmt)
-        pos = body + size + (size & 1)  # chunks are padded to an even length
-    raise AudioError(f"input file {path} is damaged (no {'data' if fmt else 'fmt'} chunk); {_CONVERT_HINT}")
-
-
-def _parse_fmt(path: Path, body: bytes) -> tuple[int, int, int, int]:
-    if len(body) < 16:
-        raise AudioError(f"input file {path} is damaged (short format chunk); {_CONVERT_HINT}")
-    tag, channels, rate, _byte_rate, _align, bits = struct.unpack_from("<HHIIHH", body)
-    if tag == _FORMAT_EXTENSIBLE and len(body) >= 26:
-        tag = struct.unpack_from("<H", body, 24)[0]  # the first two bytes of the sub-format GUID
-    if tag == _FORMAT_FLOAT:
-        raise AudioError(f"input file {path} holds floating-point samples, not PCM; {_CONVERT_HINT}")
-    if tag != _FORMAT_PCM:
-        raise AudioError(f"input file {path} is compressed (format 0x{tag:04x}), not PCM; {_CONVERT_HINT}")
-    if bits not in (8, 16, 24, 32) or channels < 1 or rate < 1:
-        raise AudioError(f"input file {path} has {bits}-bit samples at {rate} Hz, not 8/16/24/32; {_CONVERT_HINT}")
-    return tag, channels, rate, bits
-
-
-def _decode(path: Path, raw: bytes, _tag: int, channels: int, rate: int, bits: int) -> tuple[Pcm, int]:
-    width = bits // 8
-    usable = len(raw) // (width * channels) * width * channels
-    buf = np.frombuffer(raw, dtype=np.uint8, count=usable)
-    if width == 1:  # 8-bit WAV is unsigned
-        samples = ((buf.astype(np.int16) - 128) << 8).astype(np.int16)
-    elif width == 2:
-        samples = buf.view("<i2").astype(np.int16)
-    elif width == 3:  # keep the top 16 of 24 bits: bytes 1 and 2 of each little-endian triple
-        triples = buf.reshape(-1, 3)
-        samples = (triples[:, 1].astype(np.uint16) | (triples[:, 2].astype(np.uint16) << 8)).view(np.int16)
-    else:
-        samples = (buf.view("<i4") >> 16).astype(np.int16)
-    pcm = samples if channels == 1 else samples.reshape(-1, channels)
-    if usable != len(raw):
-        log.debug("input file %s: data chunk cut short, read %d of %d bytes", path, usable, len(raw))
-    return np.ascontiguousarray(pcm), rate
+    container, decoded = _open(path)
+    with container:
+        stream = container.streams.audio[0]
+        rate, channels = stream.rate, stream.codec_context.channels
+        resampler = av.AudioResampler(format="s16", layout=stream.layout.name, rate=rate)
+        chunks: list[Pcm] = []
+        try:
+            for frame in decoded:
+                chunks.extend(pcm_from_frame(f) for f in resampler.resample(frame))
+        except (av.error.FFmpegError, OSError) as exc:
+            raise AudioError(f"input file {path} is damaged: {_reason(exc)}; {_FORMATS_HINT}") from exc
+        chunks.extend(pcm_from_frame(f) for f in resampler.resample(None))
+    pcm = np.concatenate(chunks) if chunks else np.zeros((0, channels), dtype=np.int16)
+    return np.ascontiguousarray(pcm[:, 0] if channels == 1 else pcm, dtype=np.int16), rate
 
 
 def wav_header(rate: int, channels: int, data_bytes: int) -> bytes:

@@ -8,11 +8,13 @@ Conventions used across the project:
   samples (20 ms); we send 48 kHz *mono* ``s16`` frames of 960 samples.
 * Resampling is av's (libswresample), never hand-written: it is band-limited and keeps state across calls,
   so a stream resampled frame by frame has no clicks at the frame edges.
+
+Every block size of the audio path is defined here, so that a budget stated in blocks can be checked in one
+place (see "Block sizes" below).
 """
 
 from __future__ import annotations
 
-import time
 from fractions import Fraction
 
 import av
@@ -22,9 +24,25 @@ import numpy.typing as npt
 Pcm = npt.NDArray[np.int16]
 
 WIRE_RATE = 48_000
-FRAME_MS = 20
-WIRE_FRAME_SAMPLES = WIRE_RATE * FRAME_MS // 1000  # 960
 WIRE_TIME_BASE = Fraction(1, WIRE_RATE)
+
+# --- Block sizes --------------------------------------------------------------------------------------------
+# "Interrupt within one audio block" (design.md §4, BENCHMARKS.md) means one OUTPUT block: the block a sound
+# card's callback pulls from the playout ring (its size is the host's choice under OUTPUT_LATENCY_S; 3.7 ms on
+# PulseAudio through ALSA), or PUMP_BLOCK_MS for a file sink. PlayoutBuffer.flush() takes effect at the next
+# pull, so the output is silent at most one output block + FADE_MS after the flush. The 20 ms wire frame is
+# not that block: a flush never waits for a frame boundary.
+FRAME_MS = 20  # one WebRTC audio frame, both ways (aiortc's Opus packetization)
+WIRE_FRAME_SAMPLES = WIRE_RATE * FRAME_MS // 1000  # 960: what every FrameSource.read() returns
+INPUT_BLOCK_MS = 10  # mic callback block: a hand-off per 10 ms keeps latency low without spinning
+# Output device: a suggested latency of 15 ms with blocks of the host's choosing. On PulseAudio (through ALSA)
+# that played 2 s bursts with 0-2 underflows, all at stream start; fixed 10 ms blocks, or PortAudio's "low"
+# suggestion with them, lost up to half the audio; 40 ms was flawless but a flush could then not be silent
+# within 30 ms, since whatever the host has buffered still plays. The playout ring accepts any block size.
+OUTPUT_LATENCY_S = 0.015
+PUMP_BLOCK_MS = 10  # file sinks are clocked out in blocks of this size, like a device callback
+FADE_MS = 5  # flush fade: see Player.flush for why 5 ms
+PREBUFFER_MS = 80  # default jitter pre-buffer of the playout ring (settings.prebuffer_ms overrides it)
 
 _LAYOUTS = {1: "mono", 2: "stereo"}
 
@@ -182,141 +200,3 @@ def fade_out_ramp(samples: int) -> npt.NDArray[np.float32]:
     The first gain is just below 1 and the last just above 0, so the faded block joins both neighbours.
     """
     return np.linspace(1.0, 0.0, samples + 2, dtype=np.float32)[1:-1].reshape(-1, 1)
-
-
-class PlayoutBuffer:
-    """Single-producer, single-consumer ring of output PCM: jitter pre-buffer, flush with fade, underruns.
-
-    The producer (the event loop) calls :meth:`push`, :meth:`flush` and reads the figures; the consumer (a
-    device's audio thread, or a pump task) calls :meth:`pull`. Positions count sample frames since creation.
-    It is lock-free by construction: each field has one writer (``write_pos`` and ``_flush_request`` the
-    producer; ``read_pos``, ``underruns``, ``last_pull`` and the cut log the consumer) and every publication is
-    one attribute store, atomic under the GIL. ``pull`` allocates nothing but one small tuple and never blocks.
-
-    Flush: the consumer fades the next ``fade_ms`` of what was queued at the time of the request, then jumps to
-    the write position of the request; audio pushed after ``flush()`` is kept. Each jump is logged as a cut
-    ``(from, to)`` *before* ``read_pos`` moves, so a reader that reads ``read_pos`` first then the cuts never
-    mistakes skipped audio for played audio. An underrun (the queue running dry while playing) plays zeros,
-    counts once, and waits for the pre-buffer to fill again.
-    """
-
-    CUT_LOG = 64
-
-    def __init__(self, rate: int, channels: int, *, prebuffer_ms: int = 80, capacity_s: float = 4.0, fade_ms: int = 5):
-        self.rate = rate
-        self.channels = channels
-        self._ring = np.zeros((int(rate * capacity_s), channels), dtype=np.int16)
-        self._prebuffer = max(0, rate * prebuffer_ms // 1000)
-        self._ramp = fade_out_ramp(max(1, rate * fade_ms // 1000))
-        self._scratch = np.zeros((self._ramp.shape[0], channels), dtype=np.float32)
-        self.write_pos = 0
-        self.read_pos = 0
-        self.underruns = 0
-        self.last_pull: tuple[int, int, float] = (0, 0, 0.0)  # (read_pos before, block frames, time.monotonic())
-        self._flush_request = (0, 0)  # (sequence, write_pos at the request)
-        self._flush_seen = 0
-        self._fade: tuple[int, int, int] | None = None  # (fade start, fade end, jump target)
-        self._priming = True
-        self._cuts = np.zeros((self.CUT_LOG, 2), dtype=np.int64)
-        self._cut_count = 0
-
-    @property
-    def buffered(self) -> int:
-        return self.write_pos - self.read_pos
-
-    def push(self, pcm: Pcm) -> int:
-        """Queue ``(n,)``/``(n, channels)`` PCM; returns how many frames fitted (the rest is dropped)."""
-        data = as_channels(pcm)
-        n = min(int(data.shape[0]), int(self._ring.shape[0]) - self.buffered)
-        self._copy_in(data[:n], self.write_pos)
-        self.write_pos += n  # publish only after the samples are in place
-        return n
-
-    def flush(self) -> None:
-        """Ask the consumer to fade out and drop everything queued so far (takes effect at its next pull)."""
-        self._flush_request = (self._flush_request[0] + 1, self.write_pos)
-
-    def cuts_since(self, count: int) -> tuple[list[tuple[int, int]], int]:
-        """Cuts ``(from, to)`` logged after the first ``count``, and the count to pass next time.
-
-        The log keeps the last ``CUT_LOG`` cuts; a reader that fell further behind gets only those.
-        """
-        end = self._cut_count
-        rows = (self._cuts[i % self.CUT_LOG] for i in range(max(count, end - self.CUT_LOG), end))
-        return [(int(a), int(b)) for a, b in rows], end
-
-    def pull(self, out: Pcm, *, ignore_prebuffer: bool = False) -> None:
-        """Fill ``out`` (``(frames, channels)`` int16) in place. Consumer side: cheap, never blocks."""
-        start = self.read_pos
-        seq, target = self._flush_request
-        if seq != self._flush_seen:
-            self._flush_seen = seq
-            self._begin_flush(target)
-        filled, frames = 0, int(out.shape[0])
-        while filled < frames:
-            if self._fade is not None:
-                n = self._pull_fade(out, filled)
-                filled += n
-                if n:
-                    continue
-            available = self.write_pos - self.read_pos
-            if self._priming and not ignore_prebuffer:
-                if available < max(1, self._prebuffer):
-                    break
-                self._priming = False
-            n = min(frames - filled, available)
-            if n <= 0:
-                if not self._priming:
-                    self.underruns += 1  # plain increment: read and reported by the event loop, not here
-                    self._priming = True
-                break
-            self._copy_out(out[filled : filled + n], self.read_pos)
-            self.read_pos += n
-            filled += n
-        out[filled:] = 0
-        self.last_pull = (start, frames, time.monotonic())
-
-    def _begin_flush(self, target: int) -> None:
-        if self._fade is not None:  # already fading: finish that fade, then jump to the newer target
-            self._fade = (self._fade[0], self._fade[1], max(self._fade[2], target))
-        elif self._priming:  # nothing audible yet: skip without a fade
-            self._cut(self.read_pos, target)
-        else:
-            self._fade = (self.read_pos, min(self.read_pos + self._ramp.shape[0], target), target)
-
-    def _pull_fade(self, out: Pcm, filled: int) -> int:
-        assert self._fade is not None
-        begin, end, target = self._fade
-        n = min(int(out.shape[0]) - filled, end - self.read_pos)
-        if n > 0:
-            k = self.read_pos - begin
-            scratch = self._scratch[:n]
-            self._copy_out(out[filled : filled + n], self.read_pos)
-            np.multiply(out[filled : filled + n], self._ramp[k : k + n], out=scratch)
-            out[filled : filled + n] = scratch
-            self.read_pos += n
-        if self.read_pos >= end:
-            self._fade = None
-            self._cut(self.read_pos, target)
-            self._priming = True  # what follows a flush is a new stream: re-buffer it
-        return max(n, 0)
-
-    def _cut(self, lo: int, hi: int) -> None:
-        if hi > lo:
-            self._cuts[self._cut_count % self.CUT_LOG] = (lo, hi)
-            self._cut_count += 1
-            self.read_pos = hi
-
-    def _copy_in(self, data: Pcm, pos: int) -> None:
-        size = self._ring.shape[0]
-        i = pos % size
-        first = min(data.shape[0], size - i)
-        self._ring[i : i + first] = data[:first]
-        self._ring[: data.shape[0] - first] = data[first:]
-
-    def _copy_out(self, out: Pcm, pos: int) -> None:
-        size = self._ring.shape[0]
-        i = pos % size
-        first = min(out.shape[0], size - i)
-        out[:first] = self._ring[i : i + first]
-        out[first:] = self._ring[: out.shape[0] - first]

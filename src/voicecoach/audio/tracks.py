@@ -1,16 +1,16 @@
 """The two ends of the WebRTC audio: :class:`MicTrack` (what we send) and :class:`Player` (what we hear).
 
-The Player's real-time half, the ring buffer a device's callback pulls from, is :class:`PlayoutBuffer` in
-:mod:`voicecoach.audio.playout`; this module is the event-loop side only.
+The Player's real-time half, the ring buffer a device's callback pulls from, and its pure account of what was
+played are in :mod:`voicecoach.audio.playout`; this module wires them to a track and a sink.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections import defaultdict, deque
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import av
 import numpy as np
@@ -18,22 +18,23 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from ..errors import AudioError
-from .files import FrameSink, FrameSource, PullSink
+from .base import FrameSink, FrameSource, PullSink
 from .frames import (
+    PREBUFFER_MS,
+    PUMP_BLOCK_MS,
     WIRE_FRAME_SAMPLES,
     WIRE_RATE,
     Pcm,
-    PlayoutBuffer,
     Resampler,
     frame_from_pcm,
     pcm_from_frame,
     silence,
 )
+from .playout import Audible, PlayLedger, PlayoutBuffer, Sounding
 
 log = logging.getLogger(__name__)
 
 SILENCE_PEAK = 64  # |sample| at or below this (about -54 dBFS) counts as silence: Opus noise floor, not speech
-PUMP_BLOCK_MS = 10  # file sinks are clocked out in blocks of this size, like a device callback
 DRIFT_SLACK_MS = 60  # silent frames are dropped while more than prebuffer + this is queued
 HOLD_SILENCE_MS = 200  # after flush(): this much incoming silence means the cancelled response has stopped
 HOLD_MAX_S = 1.0  # ... and never discard incoming audio for longer than this after flush()
@@ -122,43 +123,66 @@ class MicTrack(MediaStreamTrack):
         return pcm
 
 
-@dataclass
-class _Segment:
-    """Non-silent output samples ``[start, end)`` in the playout buffer's write positions."""
+OnAudible = Callable[[str | None, float], None]
+OnSounding = Callable[[bool, float], None]
 
-    start: int
-    end: int
-    response_id: str | None
+
+def _ignore(*_args: object) -> None:
+    pass
 
 
 class Player:
     """Plays the remote track into a sink, with a jitter pre-buffer, flush with fade, and play accounting.
 
     Call order: ``run(track)`` once (it returns when the track ends); ``flush``/``mark_response`` and the
-    read-only figures any time on the event loop thread. A :class:`~voicecoach.audio.files.PullSink` (a
+    read-only figures any time on the event loop thread. A :class:`~voicecoach.audio.base.PullSink` (a
     device) pulls from the buffer on its own audio thread; any other sink is clocked out by a task inside
     ``run`` in blocks of ``PUMP_BLOCK_MS`` at wall-clock pace, so a time in the output file is a time in the
-    session (gaps are silence).
+    run (gaps are silence).
+
+    Events, always called on the event loop thread, with times from ``clock`` taken when the block was handed
+    to the sink (in the device's callback, or when written to the file), never when it was received. Both
+    must return quickly and not raise.
+
+    * ``on_audible(response_id, at)``: the first loud sample since ``mark_response(response_id)`` was handed
+      over: the end point of "hint → audio".
+    * ``on_sounding(sounding, at)``: the output started producing sound, or stopped (the loud run ended: a
+      pause, an underrun, or a flush; ``at`` is when its last loud sample was handed over): the end point of
+      "interrupt → silence".
+
+    A device's callback tells the loop (``call_soon_threadsafe``) only while something loud is queued or
+    playing, so an idle player costs no wake-ups. The figures (``played_ms``, ``is_playing``) are as of the
+    last hand-over the loop has heard of.
 
     After ``flush()`` incoming audio is discarded until the cancelled response's tail has stopped arriving
     (``HOLD_SILENCE_MS`` of silence), a different response is marked, or ``HOLD_MAX_S`` has passed: without
     that, audio still in flight from the server would play right after the fade.
     """
 
-    def __init__(self, sink: FrameSink, *, prebuffer_ms: int = 80) -> None:
+    def __init__(
+        self,
+        sink: FrameSink,
+        *,
+        prebuffer_ms: int = PREBUFFER_MS,
+        clock: Callable[[], float] = time.monotonic,
+        on_audible: OnAudible | None = None,
+        on_sounding: OnSounding | None = None,
+    ) -> None:
         self.sink = sink
         self.rate = sink.rate
+        self.on_audible: OnAudible = on_audible or _ignore
+        self.on_sounding: OnSounding = on_sounding or _ignore
+        self._clock = clock
         self._buf = PlayoutBuffer(sink.rate, sink.channels, prebuffer_ms=prebuffer_ms)
+        self._ledger = PlayLedger()
         self._prebuffer = sink.rate * prebuffer_ms // 1000
         self._resampler: Resampler | None = None
         self._response_id: str | None = None
-        self._segments: deque[_Segment] = deque()
-        self._played: defaultdict[str | None, int] = defaultdict(int)
         self._cuts_seen = 0
-        self._last_loud_played = -1
-        self._first_pos: int | None = None
-        self._want_first = False
-        self._first_audio_at: float | None = None
+        self._watching = False  # the output reports its pulls to the loop (something loud is queued or playing)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._audible_at: float | None = None
         self._hold_since: float | None = None
         self._hold_response: str | None = None
         self._hold_silent = 0
@@ -168,8 +192,9 @@ class Player:
 
     async def run(self, track: MediaStreamTrack) -> None:
         """Drain ``track`` until it ends (MediaStreamError), always, whatever the mute or flush state."""
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         if isinstance(self.sink, PullSink):
-            self.sink.start(self._buf.pull)
+            self.sink.start(self._device_pull)
             await self._drain(track)
             return
         try:
@@ -211,26 +236,48 @@ class Player:
             return  # a sink clock slower than the sender's would grow the latency forever: shed silence
         start = self._buf.write_pos
         end = start + self._buf.push(out)
-        if not loud or end == start:
-            return
-        last = self._segments[-1] if self._segments else None
-        if last is not None and last.end == start and last.response_id == self._response_id:
-            last.end = end
-        else:
-            self._segments.append(_Segment(start, end, self._response_id))
-        if self._want_first:
-            self._want_first, self._first_pos = False, start
+        if loud and end > start:
+            self._ledger.pushed(start, end)
+            self._watching = True
 
     def _holding(self) -> bool:
         """True while incoming audio is the tail of a flushed response (see the class docstring)."""
         if self._hold_since is None:
             return False
-        if self._hold_silent >= HOLD_SILENCE_MS or time.monotonic() - self._hold_since >= HOLD_MAX_S:
+        if self._hold_silent >= HOLD_SILENCE_MS or self._clock() - self._hold_since >= HOLD_MAX_S:
             log.debug("player: hold after flush released")
             self._hold_since = None
             return False
         self._hold_silent = 0
         return True
+
+    def _device_pull(self, out: Pcm) -> None:
+        """The device's callback (its audio thread): fill the block, and tell the loop if it must know."""
+        self._buf.pull(out)
+        if not self._watching:
+            return
+        read, at = self._buf.read_pos, self._clock()
+        if threading.get_ident() == self._loop_thread:  # a sink driven on the loop itself (tests, fakes)
+            self._pulled(read, at)
+            return
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._pulled, read, at)
+            except RuntimeError:  # the loop closed while the stream still runs: nobody is listening
+                pass
+
+    def _pulled(self, read: int, at: float) -> None:
+        """On the loop: the output read up to ``read`` at ``at``; account for it and fire the events."""
+        cuts, self._cuts_seen = self._buf.cuts_since(self._cuts_seen)
+        for event in self._ledger.advance(read, cuts, at):
+            if isinstance(event, Audible):
+                self._audible_at = event.at
+                self.on_audible(event.response_id, event.at)
+            elif isinstance(event, Sounding):
+                self.on_sounding(event.sounding, event.at)
+        if self._ledger.idle:
+            self._watching = False
 
     async def _pump(self) -> None:
         block = silence(self.rate * PUMP_BLOCK_MS // 1000, self.sink.channels).reshape(-1, self.sink.channels)
@@ -241,6 +288,8 @@ class Player:
             for _ in range(due - done):  # catch up after a stall: the file's timeline follows the wall clock
                 self._buf.pull(block)
                 self.sink.write(block.copy())
+                if self._watching:
+                    self._pulled(self._buf.read_pos, self._clock())
             done = max(done, due)
             await asyncio.sleep(max(0.0, start + (done + 1) * period - time.monotonic()))
 
@@ -251,83 +300,60 @@ class Player:
             block = silence(rest, self.sink.channels).reshape(-1, self.sink.channels)
             self._buf.pull(block, ignore_prebuffer=True)
             self.sink.write(block)
+            self._pulled(self._buf.read_pos, self._clock())
 
-    def flush(self) -> None:
-        """Fade out and drop everything queued: silent within one output block plus the 5 ms fade.
+    def flush(self) -> bool:
+        """Fade out and drop everything queued: silent within one output block plus the fade (FADE_MS).
 
         5 ms (240 samples at 48 kHz) is long enough to avoid a click and short enough for the interrupt budget
         of one block + 5 ms (BENCHMARKS.md): a 10 ms fade measured 11.3 ms p95 on a 3.7 ms device block.
+        Returns True if the output was sounding: ``on_sounding(False, at)`` then follows once the fade has
+        been handed over; False: nothing was audible, so there is nothing to wait for.
         """
         self._buf.flush()
-        self._hold_since, self._hold_silent, self._hold_response = time.monotonic(), 0, self._response_id
+        self._hold_since, self._hold_silent, self._hold_response = self._clock(), 0, self._response_id
         log.debug("player: flush (%d samples queued)", self._buf.buffered)
+        return self._ledger.sounding
 
     def mark_response(self, response_id: str | None) -> None:
-        """Attribute subsequent non-silent audio to ``response_id`` (None: to nobody)."""
+        """Attribute subsequent non-silent audio to ``response_id`` (None: to nobody); ``on_audible`` reports
+        its first sample."""
         self._response_id = response_id
-        self._want_first, self._first_pos, self._first_audio_at = True, None, None
+        self._ledger.mark(response_id)
+        self._audible_at = None
         if response_id is not None and response_id != self._hold_response:
             self._hold_since = None  # a new response's audio must not be discarded as the old one's tail
 
-    # --- figures (computed on the loop thread from what the audio side published) ------------------------
+    # --- figures (on the loop thread, as of the last hand-over the loop has heard of) ------------------------
 
     def played_ms(self, response_id: str) -> float:
-        """Milliseconds of ``response_id``'s audio actually played (consumed by the output), not just received."""
-        read = self._update()
-        partial = sum(min(s.end, read) - s.start for s in self._segments if s.response_id == response_id)
-        return (self._played[response_id] + max(0, partial)) * 1000 / self.rate
+        """Milliseconds of ``response_id``'s audio actually played (handed to the output), not just received."""
+        return self._ledger.played_samples(response_id) * 1000 / self.rate
 
     @property
     def is_playing(self) -> bool:
-        """Non-silent audio was played within the last couple of output blocks."""
-        read = self._update()
-        _before, block, at = self._buf.last_pull
-        window = max(2 * block, self.rate * 2 * PUMP_BLOCK_MS // 1000)
-        fresh = time.monotonic() - at < 4 * window / self.rate
-        return fresh and self._last_loud_played > read - window
+        """The output is producing sound (between ``on_sounding(True)`` and ``on_sounding(False)``)."""
+        return self._ledger.sounding
 
     @property
     def first_audio_at(self) -> float | None:
-        """Monotonic time the first non-silent sample since ``mark_response`` reached the output."""
-        read = self._update()
-        if self._first_audio_at is None and self._first_pos is not None and read > self._first_pos:
-            before, _block, at = self._buf.last_pull
-            latency = getattr(self.sink, "output_latency", 0.0)
-            self._first_audio_at = at + (self._first_pos - before) / self.rate + latency
-        return self._first_audio_at
+        """When the first loud sample since ``mark_response`` reached the speaker: the ``on_audible`` time plus
+        the sink's output latency (``clock`` time; None until it played)."""
+        if self._audible_at is None:
+            return None
+        return self._audible_at + getattr(self.sink, "output_latency", 0.0)
 
     @property
     def underruns(self) -> int:
+        """Times the player's ring ran dry while playing (audio arrived too late from the network)."""
         return self._buf.underruns
+
+    @property
+    def device_underruns(self) -> int:
+        """Times the sound card asked for a block too late (the host's underflow; ALSA's "underrun occurred"),
+        counted by a sink that knows (a device); 0 for files."""
+        return int(getattr(self.sink, "output_underflows", 0))
 
     @property
     def buffered_ms(self) -> float:
         return self._buf.buffered * 1000 / self.rate
-
-    def _update(self) -> int:
-        """Apply new flush cuts, retire played segments; return the read position."""
-        read = self._buf.read_pos  # read before the cuts: a cut is published before the jump it explains
-        cuts, self._cuts_seen = self._buf.cuts_since(self._cuts_seen)
-        for lo, hi in cuts:
-            self._cut(lo, hi)
-        while self._segments and self._segments[0].end <= read:
-            s = self._segments.popleft()
-            self._played[s.response_id] += s.end - s.start
-            self._last_loud_played = s.end - 1
-        if self._segments and self._segments[0].start < read:
-            self._last_loud_played = read - 1
-        return read
-
-    def _cut(self, lo: int, hi: int) -> None:
-        kept: deque[_Segment] = deque()
-        for s in self._segments:
-            if s.end <= lo or s.start >= hi:
-                kept.append(s)
-                continue
-            if s.start < lo:
-                kept.append(_Segment(s.start, lo, s.response_id))
-            if s.end > hi:
-                kept.append(_Segment(hi, s.end, s.response_id))
-        self._segments = kept
-        if self._first_pos is not None and lo <= self._first_pos < hi:
-            self._want_first, self._first_pos = True, None  # never played: wait for the next loud sample
