@@ -2,7 +2,7 @@
 
 Times, on CLOCK_MONOTONIC (shared with the parent, which took SPAWN_TIME just before starting this process):
 interpreter start-up, the imports ``voicecoach run`` does, loading settings, then one real session up to
-``session.updated`` (phases from ``SessionRunner.report.connect_ms``, the session.update round trip from the
+``session.updated`` (phases from ``Runner.report.connect_ms``, the session.update round trip from the
 events file). Prints one JSON object and exits. Nothing from voicecoach is imported before the import phase.
 """
 
@@ -54,14 +54,14 @@ async def _session(base_url: str, tmp: Path, t_imports: float) -> dict[str, floa
     from voicecoach.audio.files import NullSink, PcmSource
     from voicecoach.audio.frames import WIRE_RATE, silence
     from voicecoach.config import load_settings
-    from voicecoach.runner import SessionRunner
+    from voicecoach.runner import Runner
 
     events = tmp / f"connect-{time.monotonic_ns()}.jsonl"
     values = {"base_url": base_url, "ice_hosts": ["127.0.0.1"], "plain": True, "keep_sessions": False}
     settings = load_settings(None, {**values, "events_file": events})
     t_settings = time.monotonic()
     view = _ReadyView()
-    runner = SessionRunner(settings, view, PcmSource(silence(WIRE_RATE), WIRE_RATE), NullSink())
+    runner = Runner(settings, view, PcmSource(silence(WIRE_RATE), WIRE_RATE), NullSink())
     task = asyncio.create_task(runner.run())
     ready = asyncio.create_task(view.ready.wait())
     try:

@@ -1,4 +1,4 @@
-"""A live client for the hint benchmarks: the real SessionRunner in this process, over loopback WebRTC.
+"""A live client for the hint benchmarks: the real Runner in this process, over loopback WebRTC.
 
 * :class:`BenchView` notes when the runner executed each action of interest. The runner calls
   ``view.show(action)`` right after carrying the action out (an event handed to the data channel, the player
@@ -26,7 +26,7 @@ from voicecoach.audio.tracks import SILENCE_PEAK
 from voicecoach.coach.actions import Action, FlushPlayback, Intent, Metric, Send
 from voicecoach.coach.settings import CoachSettings
 from voicecoach.protocol import client_events as ce
-from voicecoach.runner import SessionRunner
+from voicecoach.runner import Runner
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ class LiveClient:
         self.view = BenchView()
         self.intents: asyncio.Queue[Intent] = asyncio.Queue()
         source = PcmSource(silence(WIRE_RATE), WIRE_RATE)
-        self.runner = SessionRunner(settings, self.view, source, sink, intents=self.intents)
+        self.runner = Runner(settings, self.view, source, sink, intents=self.intents)
         self._task: asyncio.Task[Any] | None = None
 
     async def __aenter__(self) -> LiveClient:

@@ -3,8 +3,8 @@
 Runs in a fresh process (``python -m benchlib.meeting MINUTES TMP`` prints one JSON object), so that the
 resident set it reports belongs to the meeting and not to earlier benchmarks.
 
-Each event takes the path ``SessionRunner`` gives a data-channel message, minus the channel
-(``SessionRunner.receive``): decode, parse, the runner's turn bookkeeping, the events file, ``Coach.handle``,
+Each event takes the path ``Runner`` gives a data-channel message, minus the channel
+(``Runner.receive``): decode, parse, the runner's turn bookkeeping, the events file, ``Coach.handle``,
 then the runner executes the actions. With no link, sends are
 dropped; the transcript, metrics, the session file (fsynced per finished item) and the plain view (to
 /dev/null) all run. The meeting: a turn every ~6 s (VAD, items, word-by-word transcription), a quick hint
@@ -100,16 +100,17 @@ def simulate(minutes: float, tmp: Path) -> dict[str, Any]:
     from voicecoach.audio.files import NullSink, PcmSource
     from voicecoach.audio.frames import WIRE_RATE, silence
     from voicecoach.coach.actions import Action, Send
+    from voicecoach.coach.timing import PLAYBACK_HANGOVER_S
     from voicecoach.protocol import client_events as ce
-    from voicecoach.runner import SessionRunner
+    from voicecoach.runner import Runner
     from voicecoach.store import SessionStore
     from voicecoach.ui.plain import PlainView
 
     # Never contacted: nothing here connects.
     settings = bench_settings("http://127.0.0.1:9/v1", events_file=tmp / "meeting-events.jsonl")
     devnull = open(os.devnull, "w")  # lives as long as the view; closed at the end
-    runner = SessionRunner(settings, PlainView(devnull), PcmSource(silence(960), WIRE_RATE), NullSink())
-    runner.session_file = SessionStore(tmp / "sessions").create({"model": settings.model})
+    store = SessionStore(tmp / "sessions")
+    runner = Runner(settings, PlainView(devnull), PcmSource(silence(960), WIRE_RATE), NullSink(), store=store)
     execute = runner.execute
     coach = runner.coach
     costs: list[tuple[float, float]] = []  # (meeting time, seconds of CPU-bound work for one event)
@@ -151,7 +152,7 @@ def simulate(minutes: float, tmp: Path) -> dict[str, Any]:
             for when, event in hint_reply(hints, metadata, last + 0.12):
                 feed(when, event)
             started = last + 0.17
-            execute(coach.playback(True, started))  # what the runner's playback watch reports
+            execute(coach.playback(True, started))  # what the player reports: sound started
             if hints % INTERRUPT_EVERY == 0:
                 for when, event in user_turn(k, INTERRUPT, started + 1.5, previous):
                     feed(when, event)
@@ -161,12 +162,13 @@ def simulate(minutes: float, tmp: Path) -> dict[str, Any]:
             else:
                 last = started + HINT_AUDIO_S
                 feed(last, {"type": "output_audio_buffer.stopped", "response_id": f"resp_{hints:05d}"})
-            execute(coach.playback(False, last + 0.8))
+            execute(coach.playback(False, last))  # the player's raw edge; the coach applies the hang-over
+            execute(coach.tick(last + PLAYBACK_HANGOVER_S))
             t = last + PAUSE_S
     wall = time.perf_counter() - wall
     gc.collect()
     rss_end, rss_peak = rss_bytes()
-    runner.session_file.close()  # (the runner's events file is closed when this process exits)
+    runner.journal.close_sync()  # (the runner's events file is closed when this process exits)
     devnull.close()
     end = t
     window = min(WINDOW_S, (end - WARMUP_S) / 2)

@@ -11,7 +11,9 @@ from voicecoach.coach.actions import (
     ExpectAudio,
     FlushPlayback,
     Intent,
+    Interrupted,
     Metric,
+    Notice,
     OpenMic,
     Send,
     SetMicMuted,
@@ -281,7 +283,7 @@ def test_usage_cost_and_latency_metrics() -> None:
     d = Driver()
     d.say("good question")
     out = d.server_starts("resp_1")
-    [latency] = [a for a in out if isinstance(a, Metric) and a.name == "hint.create_to_audio_ms"]
+    [latency] = [a for a in out if isinstance(a, Metric) and a.name == "hint.trigger_to_server_audio_ms"]
     assert latency.value > 0
     out = d.server_done("resp_1")
     [cost] = [a for a in out if isinstance(a, Metric) and a.name == "response.cost_usd"]
@@ -368,7 +370,7 @@ def test_responses_are_matched_by_hint_number_and_strays_are_refused() -> None:
 
 
 def test_a_hint_the_server_goes_silent_on_is_dropped() -> None:
-    from voicecoach.coach.coach import PENDING_TIMEOUT_S
+    from voicecoach.coach.timing import PENDING_TIMEOUT_S
 
     d = Driver()
     d.coach.command(Intent.QUICK_HINT, d.tick())
@@ -380,3 +382,59 @@ def test_a_hint_the_server_goes_silent_on_is_dropped() -> None:
     # Triggers work again.
     d.tick(5)
     assert len(creates(d.say("good question"))) == 1
+
+
+def test_the_requested_line_follows_the_transcript_line_that_fired_it() -> None:
+    """The trigger fires on a delta (the request goes out at once); its "requested" line waits for the final."""
+    d = Driver()
+    d.coach.handle(ev("conversation.item.added", item={"id": "u1", "type": "message", "role": "user"}), d.tick())
+    fired = d.coach.handle(
+        ev("conversation.item.input_audio_transcription.delta", item_id="u1", delta="Good question. And"), d.tick()
+    )
+    assert len(creates(fired)) == 1
+    assert not any(isinstance(a, Notice) for a in fired)
+    final = d.coach.handle(
+        ev("conversation.item.input_audio_transcription.completed", item_id="u1", transcript="Good question. And?"),
+        d.tick(),
+    )
+    shown = [a for a in final if isinstance(a, TranscriptChanged | Notice)]
+    assert isinstance(shown[0], TranscriptChanged) and shown[0].final and shown[0].message.item_id == "u1"
+    assert shown[1] == Notice("info", "quick hint #1 requested (heard 'good question')")
+    assert creates(final) == []  # one request for the utterance
+
+
+def test_a_held_requested_line_is_never_lost_or_shown_after_the_hint() -> None:
+    d = Driver()
+    delta = "conversation.item.input_audio_transcription.delta"
+    d.coach.handle(ev(delta, item_id="u1", delta="good question, "), d.tick())
+    # The hint is generated and its transcript is done before the person stops talking.
+    d.server_starts("resp_1")
+    done = ev("response.output_audio_transcript.done", response_id="resp_1", item_id="c", transcript="Say")
+    out = d.coach.handle(done, d.tick())
+    [requested, line] = [a for a in out if isinstance(a, TranscriptChanged | Notice)]
+    assert isinstance(requested, Notice) and "requested" in requested.text
+    assert isinstance(line, TranscriptChanged) and line.message.role == "coach"
+    # Nothing is held any more: the utterance's final shows no second line.
+    out = d.coach.handle(
+        ev("conversation.item.input_audio_transcription.completed", item_id="u1", transcript="good question, hm"),
+        d.tick(),
+    )
+    assert not any(isinstance(a, Notice) and "requested" in a.text for a in out)
+    # A lost link releases a held line too.
+    d.coach.command(Intent.INTERRUPT, d.tick(5))
+    d.coach.handle(ev(delta, item_id="u2", delta="good question. "), d.tick())
+    out = d.coach.disconnected(d.tick(), "gone")
+    assert any(isinstance(a, Notice) and "#2 requested" in a.text for a in out)
+
+
+def test_an_interrupt_is_a_typed_action_naming_why_and_which_hints() -> None:
+    d = Driver()
+    d.say("good question")
+    d.server_starts("resp_1")
+    out = d.coach.command(Intent.INTERRUPT, d.tick())
+    assert Interrupted("key", (1,)) in out
+    assert Interrupted("key", (1,)).text == "interrupted (key)"
+    spoken = Driver()
+    spoken.say("good question")
+    spoken.server_starts("resp_1")
+    assert [a.why for a in spoken.say("ok got it") if isinstance(a, Interrupted)] == ["said 'got it'"]

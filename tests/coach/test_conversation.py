@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voicecoach.coach.conversation import Conversation, Message, render_window
+from voicecoach.coach.conversation import Conversation, Message
 
 
 def said(conv: Conversation, item_id: str, text: str, now: float = 0.0, previous: str | None = None) -> Message:
@@ -166,22 +166,6 @@ def test_window_includes_coach_hints() -> None:
     conv.coach_done("r1", "Ask about the budget.", 1.0)
     said(conv, "u2", "thanks")
     assert [m.role for m in conv.window(3)] == ["user", "coach", "user"]
-
-
-def test_render_window_one_line_per_message() -> None:
-    conv = Conversation()
-    said(conv, "u1", "  Good question,\nreally.  ")
-    conv.coach_done("r1", "Ask\n\nabout the budget.", 1.0)
-    conv.user_failed("u2", 2.0)
-    assert render_window(conv.messages()) == "You: Good question, really.\nCoach: Ask about the budget."
-    assert render_window([]) == ""
-
-
-def test_render_window_marks_an_interrupted_hint() -> None:
-    conv = Conversation()
-    conv.coach_delta("r1", "First, ", 1.0)
-    conv.coach_done("r1", None, 1.5, interrupted=True)
-    assert render_window(conv.messages()) == "Coach (interrupted): First,"
 
 
 # --- memory bound -------------------------------------------------------------------------------------

@@ -21,20 +21,6 @@ class Intent(StrEnum):
     QUIT = "quit"
 
 
-KEY_INTENTS: dict[str, Intent] = {
-    "h": Intent.QUICK_HINT,
-    "g": Intent.FULL_GUIDANCE,
-    "i": Intent.INTERRUPT,
-    " ": Intent.INTERRUPT,
-    "m": Intent.TOGGLE_MUTE,
-    "q": Intent.QUIT,
-}
-
-
-def intent_for_key(key: str) -> Intent | None:
-    return KEY_INTENTS.get(key.lower() if key != " " else key)
-
-
 @dataclass(frozen=True)
 class Send:
     event: ClientEvent
@@ -88,11 +74,29 @@ class Notice:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+MetricName = Literal[
+    "hint.trigger_to_send_ms",  # trigger (phrase or key) → response.create handed to the transport
+    "hint.trigger_to_server_audio_ms",  # trigger → the server's output_audio_buffer.started (not yet heard)
+    "hint.trigger_to_audible_ms",  # trigger → the player's first audible sample (what the person hears)
+    "hint.interrupt_to_silence_ms",  # interrupt → the player fell silent
+    "response.cost_usd",
+    "response.input_tokens",
+]
+METRIC_LABELS: dict[MetricName, str] = {
+    "hint.trigger_to_send_ms": "hint requested after",
+    "hint.trigger_to_server_audio_ms": "server started the hint's audio after",
+    "hint.trigger_to_audible_ms": "hint started speaking after",
+    "hint.interrupt_to_silence_ms": "silent after the interrupt in",
+    "response.cost_usd": "response cost",
+    "response.input_tokens": "response input tokens",
+}
+
+
 @dataclass(frozen=True)
 class Metric:
-    """A measured figure (e.g. ``hint.trigger_to_send_ms``) for the UI and the events file."""
+    """A measured figure for the UI and the events file; its words for a reader are in ``METRIC_LABELS``."""
 
-    name: str
+    name: MetricName
     value: float
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -105,9 +109,34 @@ class EndSession:
 
 @dataclass(frozen=True)
 class Reconnect:
-    """The session is over on the server's side (e.g. ``session_expired``): open a new one, keep the context."""
+    """Replace the current link by a fresh session and keep the context: the server ended the session
+    (``session_expired``), or the rollover before the server's time limit is due (from ``tick``)."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class Reconnecting:
+    """For the views and the journal: the link is gone and a new one is being opened (``reason`` says why)."""
+
+    reason: str
+
+    @property
+    def text(self) -> str:
+        return f"reconnecting: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """The coach was cut off (flush, cancel and clear went out just before): ``why`` is "key", "said 'got it'",
+    "new quick request"... ``hints`` are the numbers of the hints it cut."""
+
+    why: str
+    hints: tuple[int, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return f"interrupted ({self.why})"
 
 
 @dataclass(frozen=True)
@@ -127,5 +156,7 @@ Action = (
     | Metric
     | EndSession
     | Reconnect
+    | Reconnecting
+    | Interrupted
     | Quit
 )

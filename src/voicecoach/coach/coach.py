@@ -1,19 +1,19 @@
 """The coach: a pure state machine from server events and user intents to actions.
 
-``handle(event, now)``, ``command(intent, now)`` and ``playback(playing, now)`` each return the list of
-:mod:`~voicecoach.coach.actions` for the runner to execute, in order. No I/O, no clock: ``now`` is a
-monotonic time in seconds supplied by the caller. Call ``connect(now)`` before the first event.
+``handle(event, now)``, ``command(intent, now)``, ``playback(sounding, now)`` and ``tick(now)`` each return the
+list of :mod:`~voicecoach.coach.actions` for the runner to execute, in order. No I/O, no clock: ``now`` is a
+monotonic time in seconds supplied by the caller. Call order: ``connect(now)`` before each link's first event,
+``disconnected(now, reason)`` when a link is gone, ``close(now)`` at the end; after every call, sleep until
+``next_deadline()`` (or the next event) and then call ``tick(now)`` (the deadlines are in :mod:`.timing`).
 
 Listening is silent: the session runs ``server_vad`` with ``create_response: false`` so the model never
-answers on its own. A hint is an out-of-band ``response.create`` (``conversation: "none"``) whose ``input`` is
-the last N transcript messages, so its cost is bounded by N and not by the meeting's length.
+answers on its own. What a hint sends is in :mod:`.hints`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Literal, assert_never
+from typing import assert_never
 
 from ..protocol import client_events as ce
 from ..protocol import server_events as se
@@ -23,6 +23,7 @@ from .actions import (
     ExpectAudio,
     FlushPlayback,
     Intent,
+    Interrupted,
     Metric,
     Notice,
     OpenMic,
@@ -33,55 +34,40 @@ from .actions import (
     StatusChanged,
     TranscriptChanged,
 )
-from .conversation import Conversation, Message, render_window
+from .conversation import Conversation
+from .hints import Hint, Hints, carry_over, hint_request, release
+from .labels import tier_label
 from .phrases import PhraseMatcher, TriggerDetector
-from .settings import CoachSettings
+from .server_errors import error_actions
+from .settings import CoachSettings, Tier
 from .state import Move, State, next_state
-from .usage import Prices, UsageTotals, prices_for
+from .timing import ROLLOVER_REASON, Deadlines, TimingSettings
+from .usage import Prices, UsageTotals, prices_for, response_metrics
 
 log = logging.getLogger(__name__)
 
-Tier = Literal["quick", "full"]
-METADATA_KEY = "voicecoach_tier"
-HINT_KEY = "voicecoach_hint"
-# Errors the API sends for races that are harmless (§8): logged, never shown as failures.
-BENIGN_ERRORS = frozenset({"response_cancel_not_active", "conversation_already_has_active_response"})
-FATAL_ERRORS = frozenset({"invalid_api_key", "insufficient_quota"})
-# The session is over but a new one can carry on (realtime-protocol.md §8: "reconnect with a fresh token").
-RENEW_ERRORS = frozenset({"session_expired"})
-# A hint request with no response.created after this long is considered lost.
-PENDING_TIMEOUT_S = 10.0
-
-
-@dataclass
-class Hint:
-    tier: Tier
-    number: int
-    asked_at: float
-    sent_at: float
-    response_id: str | None = None
-    generating: bool = False  # between response.created and response.done: response.cancel is legal
-    audio_started_at: float | None = None
-    interrupted: bool = False
-    last_heard_at: float = 0.0  # the last sign of life from the server for this hint (created, delta, audio)
-
 
 class Coach:
-    def __init__(self, settings: CoachSettings | None = None, *, model: str = "gpt-realtime-1.5") -> None:
+    def __init__(
+        self,
+        settings: CoachSettings | None = None,
+        *,
+        model: str = "gpt-realtime-1.5",
+        timing: TimingSettings | None = None,
+    ) -> None:
         self.settings = settings or CoachSettings()
+        self.timing = timing or TimingSettings()
         self.state = State.DISCONNECTED
         self.conversation = Conversation()
         self.usage = UsageTotals()
         self.prices: Prices = prices_for(model)
         self.user_muted = False
-        self._hints: list[Hint] = []  # requested, not yet finished playing; oldest first
-        self._count = 0
+        self._hints = Hints()
         self.sessions = 0  # how many times we connected; > 1 means the context must be carried over
         self._server_items: set[str] = set()  # user items that exist in the current server session
         self._server_tracks_playback = False  # seen output_audio_buffer.* from this server
+        self._clocks = Deadlines(self.timing)
         self.reconfigure(self.settings)
-
-    # --- configuration --------------------------------------------------------------------------------
 
     def reconfigure(self, settings: CoachSettings) -> None:
         """Apply new settings (phrases, windows, durations) at once. Raises ValueError for bad phrases."""
@@ -95,24 +81,28 @@ class Coach:
     # --- lifecycle ------------------------------------------------------------------------------------
 
     def connect(self, now: float) -> list[Action]:
-        """A (new) session is being set up. From a live state this is a rollover to a fresh session."""
+        """A (new) link is being set up; the first call starts ``duration_seconds`` (it runs on through reconnects)."""
+        self._clocks.duration.start(now)
         self.sessions += 1
         self._server_items.clear()
+        self._clocks.link_closed()  # the rollover is re-armed by this link's session.updated
         first = self.state is State.DISCONNECTED and self.sessions == 1
         return self._move(Move.CONNECT if first else Move.RECONNECT)
 
     def disconnected(self, now: float, reason: str) -> list[Action]:
-        actions = self._move(Move.LOST) if self.state is not State.DISCONNECTED else []
+        actions = release(self._hints)
+        actions += self._move(Move.LOST) if self.state is not State.DISCONNECTED else []
         # A hint cut off by the lost link is finished, as interrupted: its text so far is kept, not dropped.
         for hint in self._hints:
             if hint.response_id is not None:
                 message = self.conversation.coach_done(hint.response_id, None, now, interrupted=True)
                 actions.append(TranscriptChanged(message, final=True))
         self._hints.clear()
+        self._clocks.link_closed()
         return [*actions, Notice("warning", f"disconnected: {reason}")]
 
     def close(self, now: float) -> list[Action]:
-        return self._move(Move.CLOSE)
+        return [*release(self._hints), *self._move(Move.CLOSE)]
 
     @property
     def busy(self) -> bool:
@@ -120,25 +110,78 @@ class Coach:
         return bool(self._hints)
 
     @property
+    def quiet(self) -> bool:
+        """No hint in flight and no user turn awaiting its transcript: a link may close without losing either."""
+        return not self._hints and not self._clocks.open_turns
+
+    @property
     def live(self) -> bool:
         return self.state in (State.LISTENING, State.SPEAKING, State.MUTED)
+
+    # --- deadlines ------------------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` has something to do (a monotonic time, maybe already past), or None for never.
+
+        Valid until the next call into the coach: ask again after each one.
+        """
+        return self._clocks.next(quiet=self.quiet, hint_deadline=self._hints.deadline())
+
+    def tick(self, now: float) -> list[Action]:
+        """Act on the deadlines that have come: drop silent hints, end playback after the hang-over, then end
+        the run (``--duration``) or roll over to a fresh session (:class:`Reconnect`)."""
+        actions, hint = self._drop_stale(now), self._hints.audible
+        if self._clocks.hangover.fire(now) and not self._server_tracks_playback and hint and not hint.generating:
+            actions += self._audio_finished(hint, now) if hint.audio_started_at is not None else []
+        if self._clocks.duration.fire(now):
+            actions.append(EndSession(self._clocks.duration.reason))
+        elif self._clocks.input_end.fire(now, self._clocks.idle(self.quiet)):
+            actions.append(EndSession("the input file ended and its last words were handled"))
+        elif self._clocks.rollover.fire(now, self.quiet):
+            actions.append(Reconnect(ROLLOVER_REASON))
+        return actions
+
+    def input_ended(self, now: float) -> list[Action]:
+        """The input file has no more audio: end the run once its last turn and hint are done (see timing)."""
+        self._clocks.input_end.ended(now)
+        return [Notice("info", "the input file has ended: finishing its last transcript and any hint, then stopping")]
+
+    def playback(self, sounding: bool, now: float) -> list[Action]:
+        """The local player started or stopped producing sound (raw edges; the hang-over is applied here).
+
+        The first sound of a hint is what the person hears (``hint.trigger_to_audible_ms``) and starts Speaking
+        whatever the server does. The end of a hint is taken from the local player only for servers that never
+        send ``output_audio_buffer.*`` (WebRTC peers other than OpenAI's), after :data:`.timing.PLAYBACK_HANGOVER_S`
+        of quiet (in :meth:`tick`): pauses between sentences must not end a hint that "got it" should still cut.
+        """
+        silenced = self._clocks.silenced(now) if not sounding else None
+        actions: list[Action] = [] if silenced is None else [Metric("hint.interrupt_to_silence_ms", silenced)]
+        # Every rising edge, not only the debounced start: the next hint may begin within the hang-over of the
+        # last one (a new request cut it off). A hint already heard ignores it.
+        self._clocks.hangover.edge(sounding, now)
+        if sounding:
+            actions += self._audio_started(self._hints.audible, now, at_player=True)
+        return actions
 
     # --- server events --------------------------------------------------------------------------------
 
     def handle(self, event: se.ServerEvent, now: float) -> list[Action]:
-        stale = self._drop_stale(now) if self._hints else []
-        return [*stale, *self._dispatch(event, now)] if stale else self._dispatch(event, now)
+        self._clocks.track_turn(event)
+        return [*self._drop_stale(now), *self._dispatch(event, now)]
 
     def _dispatch(self, event: se.ServerEvent, now: float) -> list[Action]:
         match event:
             case se.SessionUpdated():
                 if self.state is State.CONNECTING:
-                    return [*self._move(Move.READY), *self._carry_over(), OpenMic(), *self._mic_actions()]
+                    self._clocks.rollover.opened(now)
+                    history = carry_over(self.conversation, self.settings, self.sessions)
+                    replay: list[Action] = [Send(history)] if history is not None else []
+                    return [*self._move(Move.READY), *replay, OpenMic(), *self._mic_actions()]
                 return [Notice("debug", "session updated")]
             case se.SessionCreated():
                 return [Notice("debug", "session created")]
             case se.ErrorEvent():
-                return self._on_error(event)
+                return error_actions(event.error)
             case se.ItemAdded() | se.ItemDone():
                 if event.item.role == "user":
                     self._server_items.add(event.item.id)
@@ -152,34 +195,36 @@ class Coach:
                 return [TranscriptChanged(message, final=False), *self._listen(event.item_id, event.delta, now)]
             case se.TranscriptionCompleted():
                 message = self.conversation.user_completed(event.item_id, event.transcript, now)
-                return [TranscriptChanged(message, final=True), *self._listen_final(event, now)]
+                held = release(h for h in self._hints if h.heard_in == event.item_id)
+                return [TranscriptChanged(message, final=True), *held, *self._listen_final(event, now)]
             case se.TranscriptionFailed():
                 self.conversation.user_failed(event.item_id, now)
                 why = event.error.message if event.error else "unknown reason"
-                return [Notice("warning", f"transcription failed: {why}")]
+                held = release(h for h in self._hints if h.heard_in == event.item_id)
+                return [Notice("warning", f"transcription failed: {why}"), *held]
             case se.ResponseCreated():
                 return self._on_response_created(event, now)
             case se.TranscriptDelta():
-                hint = self._hint_for(event.response_id)
+                hint = self._hints.for_response(event.response_id)
                 if hint is None:
                     return []
                 hint.last_heard_at = now
                 message = self.conversation.coach_delta(event.response_id, event.delta, now)
                 return [TranscriptChanged(message, final=False)]
             case se.TranscriptDone():
-                hint = self._hint_for(event.response_id)
+                hint = self._hints.for_response(event.response_id)
                 if hint is None:
                     return []
                 message = self.conversation.coach_done(event.response_id, event.words, now, hint.interrupted)
-                return [TranscriptChanged(message, final=True)]
+                return [*release([hint]), TranscriptChanged(message, final=True)]
             case se.ResponseDone():
                 return self._on_response_done(event, now)
             case se.OutputAudioBufferStarted():
                 self._server_tracks_playback = True
-                return self._audio_started(self._hint_for(event.response_id), now)
+                return self._audio_started(self._hints.for_response(event.response_id), now, at_player=False)
             case se.OutputAudioBufferStopped() | se.OutputAudioBufferCleared():
                 self._server_tracks_playback = True
-                return self._audio_finished(self._hint_for(event.response_id), now)
+                return self._audio_finished(self._hints.for_response(event.response_id), now)
             case (
                 se.SpeechStarted()
                 | se.SpeechStopped()
@@ -193,25 +238,6 @@ class Coach:
                 return [Notice("warning", f"ignored a malformed server event: {event.reason}")]
             case _:
                 assert_never(event)
-
-    def playback(self, playing: bool, now: float) -> list[Action]:
-        """The local player started, or has been quiet for a while (the runner applies the hang-over).
-
-        The first sound starts the latency clock whatever the server does. The end of a hint is taken from the
-        local player only for servers that never send ``output_audio_buffer.*`` (WebRTC peers other than
-        OpenAI's): pauses between sentences must not end a hint that "got it" should still be able to cut.
-        """
-        hint = self._audible_hint()
-        if playing:
-            return self._audio_started(hint, now)
-        if (
-            not self._server_tracks_playback
-            and hint is not None
-            and hint.audio_started_at is not None
-            and not hint.generating
-        ):
-            return self._audio_finished(hint, now)
-        return []
 
     # --- user intents ---------------------------------------------------------------------------------
 
@@ -227,7 +253,7 @@ class Coach:
                 self.user_muted = not self.user_muted
                 move = Move.MUTE if self.user_muted else Move.UNMUTE
                 actions = self._move(move)
-                if not self.user_muted and self._speaking_hint() is not None:
+                if not self.user_muted and self._hints.speaking is not None:
                     actions += self._move(Move.SPEAK)
                 return [*actions, *self._mic_actions()]
             case Intent.QUIT:
@@ -239,73 +265,50 @@ class Coach:
 
     def _listen(self, item_id: str, delta: str, now: float) -> list[Action]:
         # Self-hearing guard: while the coach talks, the mic may carry its voice; only interrupts count then.
-        if self._audible_hint() is not None:
+        if self._hints.audible is not None:
             match = self._interrupts.feed(item_id, delta, now)
             return self._interrupt(now, f"said {match.phrase!r}") if match else []
         # Interrupt phrases are not fed while silent: "stop" said then must not use up the utterance's one
         # interrupt, in case the coach starts talking before the person finishes.
         match = self._triggers.feed(item_id, delta, now)
-        return self._ask(_tier(match.action), now, said=match.phrase) if match else []
+        return (
+            self._ask("quick" if match.action == "quick" else "full", now, said=match.phrase, heard_in=item_id)
+            if match
+            else []
+        )
 
     def _listen_final(self, event: se.TranscriptionCompleted, now: float) -> list[Action]:
-        if self._audible_hint() is not None:
+        if self._hints.audible is not None:
             match = self._interrupts.complete(event.item_id, event.transcript, now)
             self._triggers.complete(event.item_id, "", now)
             return self._interrupt(now, f"said {match.phrase!r}") if match else []
         match = self._triggers.complete(event.item_id, event.transcript, now)
-        return self._ask(_tier(match.action), now, said=match.phrase) if match else []
+        return self._ask("quick" if match.action == "quick" else "full", now, said=match.phrase) if match else []
 
-    def _ask(self, tier: Tier, now: float, said: str | None = None) -> list[Action]:
+    def _ask(self, tier: Tier, now: float, said: str | None = None, heard_in: str | None = None) -> list[Action]:
+        """Request a hint now. ``heard_in``: the utterance whose streamed text fired it, still unfinished; the
+        "requested" line then waits for that utterance's transcript line (the request does not wait)."""
         if not self.live:
             return [Notice("warning", "not connected yet: the hint was not requested")]
         actions: list[Action] = self._drop_stale(now)
         if self._hints:
             actions += self._interrupt(now, f"new {tier} request")
-        self._count += 1
-        hint = Hint(tier=tier, number=self._count, asked_at=now, sent_at=now)
-        self._hints.append(hint)
-        event = self._hint_request(hint)
-        label = "quick hint" if tier == "quick" else "full guidance"
+        hint = self._hints.new(tier, now, heard_in)
+        event = hint_request(hint, self.conversation, self.settings, self._server_items)
         why = f" (heard {said!r})" if said else ""
-        return [*actions, Send(event, asked_at=now), Notice("info", f"{label} #{hint.number} requested{why}")]
-
-    def _hint_request(self, hint: Hint) -> ce.ResponseCreate:
-        s = self.settings
-        window = self.conversation.window(s.quick_window if hint.tier == "quick" else s.full_window)
-        instructions = s.quick_instructions if hint.tier == "quick" else s.full_instructions
-        return ce.ResponseCreate(
-            event_id=f"vc_hint_{hint.number}",
-            response=ce.ResponseParams(
-                conversation="none",
-                input=self._window_input(window),
-                instructions=instructions,
-                max_output_tokens=s.max_output_tokens(hint.tier),
-                metadata={METADATA_KEY: hint.tier, HINT_KEY: str(hint.number)},
-                output_modalities=["audio"],
-            ),
-        )
-
-    def _window_input(self, window: list[Message]) -> list[ce.ResponseInput]:
-        if self.settings.window_mode == "references":
-            # User turns by reference (the model hears their audio: ~8x the price of text); coach turns, and
-            # turns from an earlier session that the server no longer has, as text.
-            items: list[ce.ResponseInput] = []
-            for m in window:
-                if m.role == "user" and m.item_id in self._server_items:
-                    items.append(ce.ItemReference(id=m.item_id))
-                elif m.role == "user":
-                    items.append(ce.user_text(m.text))
-                else:
-                    items.append(ce.assistant_text(m.text))
-            return items or [ce.user_text("(nothing has been said yet)")]
-        text = render_window(window) or "(nothing has been said yet)"
-        return [ce.user_text(f"Transcript of the conversation so far, most recent last:\n{text}")]
+        requested = Notice("info", f"{tier_label(tier)} #{hint.number} requested{why}")
+        if heard_in is None:
+            return [*actions, Send(event, asked_at=now), requested]
+        hint.held = requested
+        return [*actions, Send(event, asked_at=now)]
 
     def _interrupt(self, now: float, why: str) -> list[Action]:
-        hint = self._speaking_hint()
+        hint = self._hints.speaking
         if hint is None:
             return [Notice("info", "nothing to interrupt")]
-        actions: list[Action] = [FlushPlayback(asked_at=now)]
+        actions: list[Action] = [*release(self._hints), FlushPlayback(asked_at=now)]
+        if self._clocks.hangover.sounding:
+            self._clocks.flushed_at = now  # the player's next "stopped" edge gives hint.interrupt_to_silence_ms
         for h in self._hints:
             h.interrupted = True
             if h.generating and h.response_id is not None:
@@ -315,15 +318,15 @@ class Coach:
             if h.response_id is not None:
                 message = self.conversation.coach_done(h.response_id, None, now, interrupted=True)
                 actions.append(TranscriptChanged(message, final=True))
+        cut = tuple(h.number for h in self._hints)
         # Responses not yet created (no id) are cancelled when response.created arrives.
-        self._hints = [h for h in self._hints if h.response_id is None]
+        self._hints.keep_unanswered()
         if self.state is State.SPEAKING:
             actions += self._move(Move.INTERRUPT)
-        actions += [Notice("info", f"interrupted ({why})", {"interrupt": why}), *self._mic_actions()]
-        return actions
+        return [*actions, Interrupted(why, cut), *self._mic_actions()]
 
     def _on_response_created(self, event: se.ResponseCreated, now: float) -> list[Action]:
-        hint = self._claim(event.response)
+        hint = self._hints.claim(event.response)
         if hint is None:
             return []  # not ours (another client, or an in-band response we did not ask for)
         hint.response_id = event.response.id
@@ -333,38 +336,14 @@ class Coach:
         if hint.interrupted:
             # Interrupted before the server even created it: cancel it now that it has an id.
             self._hints.remove(hint)
-            return [Send(ce.ResponseCancel(response_id=response.id), asked_at=now)]
+            return [*release([hint]), Send(ce.ResponseCancel(response_id=response.id), asked_at=now)]
         self.conversation.coach_started(response.id, hint.tier, now)
         return [ExpectAudio(response.id)]
 
-    def _claim(self, response: se.Response) -> Hint | None:
-        """The pending request this response answers. Ours carry ``voicecoach_hint`` metadata; a server that does
-        not echo metadata gets its response matched to the oldest pending request."""
-        pending = [h for h in self._hints if h.response_id is None]
-        metadata = response.metadata or {}
-        number, tier = metadata.get(HINT_KEY), metadata.get(METADATA_KEY)
-        if number is not None:
-            return next((h for h in pending if str(h.number) == number), None)
-        if tier is not None:
-            return next((h for h in pending if h.tier == tier), None)
-        if metadata:
-            return None
-        return pending[0] if pending else None
-
     def _on_response_done(self, event: se.ResponseDone, now: float) -> list[Action]:
         response = event.response
-        actions: list[Action] = []
-        if response.usage is not None:
-            cost = self.usage.add(response.usage.model_dump(), self.prices)
-            actions.append(
-                Metric(
-                    "response.cost_usd",
-                    cost,
-                    {"response_id": response.id, "total_usd": self.usage.cost_usd, "status": response.status},
-                )
-            )
-            actions.append(Metric("response.input_tokens", response.usage.input_tokens, {"response_id": response.id}))
-        hint = self._hint_for(response.id)
+        actions: list[Action] = [*response_metrics(response, self.usage, self.prices)]
+        hint = self._hints.for_response(response.id)
         if hint is not None:
             hint.generating = False
             if response.status == "failed":
@@ -373,13 +352,22 @@ class Coach:
                 actions += self._audio_finished(hint, now)
         return actions
 
-    def _audio_started(self, hint: Hint | None, now: float) -> list[Action]:
-        if hint is None or hint.audio_started_at is not None or hint.interrupted:
+    def _audio_started(self, hint: Hint | None, now: float, *, at_player: bool) -> list[Action]:
+        """The server (``output_audio_buffer.started``) or the player (first audible sample) says the hint's
+        audio began. Each source gives its own latency figure once; the first of the two starts Speaking."""
+        if hint is None or hint.interrupted:
             return []
+        tags = {"tier": hint.tier, "hint": hint.number}
+        actions: list[Action] = []
+        if at_player and hint.audible_at is None:
+            hint.audible_at = now
+            actions.append(Metric("hint.trigger_to_audible_ms", (now - hint.asked_at) * 1000, tags))
+        elif not at_player and hint.server_audio_at is None:
+            hint.server_audio_at = now
+            actions.append(Metric("hint.trigger_to_server_audio_ms", (now - hint.asked_at) * 1000, tags))
+        if hint.audio_started_at is not None:
+            return actions
         hint.audio_started_at = now
-        actions: list[Action] = [
-            Metric("hint.create_to_audio_ms", (now - hint.sent_at) * 1000, {"tier": hint.tier, "hint": hint.number})
-        ]
         if self.state is State.LISTENING:
             actions += self._move(Move.SPEAK)
         return [*actions, *self._mic_actions()]
@@ -388,64 +376,18 @@ class Coach:
         if hint is None or hint not in self._hints:
             return []
         self._hints.remove(hint)
-        actions: list[Action] = []
-        if self.state is State.SPEAKING and self._speaking_hint() is None:
+        actions = release([hint])
+        if self.state is State.SPEAKING and self._hints.speaking is None:
             actions += self._move(Move.DONE)
         return [*actions, *self._mic_actions()]
 
-    def _on_error(self, event: se.ErrorEvent) -> list[Action]:
-        err = event.error
-        if err.code in BENIGN_ERRORS:
-            return [Notice("debug", f"server: {err.message}")]
-        if err.code in RENEW_ERRORS:
-            return [Notice("warning", f"server: {err.message}"), Reconnect(err.code or "session over")]
-        if err.code in FATAL_ERRORS:
-            return [Notice("error", f"server: {err.message}"), EndSession(err.code or "error", fatal=True)]
-        return [Notice("error", f"server error ({err.code or err.type}): {err.message}")]
-
-    def _carry_over(self) -> list[Action]:
-        """On a new session after the first, replay a compact text history so hints keep their context.
-
-        The hints themselves are built from the local transcript and need no replay; this gives the server's
-        conversation the same context (for ``window_mode = "references"`` and any in-band use).
-        """
-        if self.sessions <= 1:
-            return []
-        history = render_window(self.conversation.window(self.settings.full_window))
-        if not history:
-            return []
-        text = f"Conversation so far (carried over from the previous session), most recent last:\n{history}"
-        item = ce.SystemMessage(content=[ce.InputText(text=text)])
-        return [Send(ce.ConversationItemCreate(event_id=f"vc_history_{self.sessions}", item=item))]
-
-    def _hint_for(self, response_id: str | None) -> Hint | None:
-        for hint in self._hints:
-            if response_id is not None and hint.response_id == response_id:
-                return hint
-        return None
-
-    def _speaking_hint(self) -> Hint | None:
-        """The oldest hint asked for and not finished playing (it may not exist on the server yet)."""
-        return self._hints[0] if self._hints else None
-
-    def _audible_hint(self) -> Hint | None:
-        """A hint the server has created: it is generating or playing, so the mic may hear the coach."""
-        return next((h for h in self._hints if h.response_id is not None), None)
-
     def _drop_stale(self, now: float) -> list[Action]:
-        """Forget hints the server went silent on (never created, or created and then nothing: no delta, no
-        audio), so a lost request or a stray response.created cannot block the coach forever."""
-        stale = [
-            h
-            for h in self._hints
-            if h.audio_started_at is None and now - max(h.sent_at, h.last_heard_at) > PENDING_TIMEOUT_S
-        ]
-        for h in stale:
-            self._hints.remove(h)
-        return [Notice("warning", f"hint #{h.number} got no reply from the server; dropped it") for h in stale]
+        stale = self._hints.drop_silent(now) if self._hints else []  # the hot path: most events find no hint
+        dropped = [Notice("warning", f"hint #{h.number} got no reply from the server; dropped it") for h in stale]
+        return [*release(stale), *dropped]
 
     def _mic_actions(self) -> list[Action]:
-        speaking = self.settings.mute_mic_while_speaking and self._audible_hint() is not None
+        speaking = self.settings.mute_mic_while_speaking and self._hints.audible is not None
         return [SetMicMuted(self.user_muted or speaking)]
 
     def _move(self, move: Move) -> list[Action]:
@@ -455,7 +397,3 @@ class Coach:
             return []
         log.debug("coach %s → %s (%s)", previous, self.state, move)
         return [StatusChanged(self.state, previous)]
-
-
-def _tier(action: str) -> Tier:
-    return "quick" if action == "quick" else "full"

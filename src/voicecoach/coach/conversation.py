@@ -11,7 +11,7 @@ and never O(meeting length).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -227,18 +227,3 @@ class Conversation:
             self._nodes[node.next].prev = node.prev
         else:
             self._tail = node.prev
-
-
-def render_window(messages: Sequence[Message]) -> str:
-    """A compact transcript for a hint request: one ``You: …`` / ``Coach: …`` line per non-blank message.
-
-    Newlines inside a message are folded into spaces so that each message stays on one line. A hint that was
-    cut off says so, so that the model knows the person stopped listening there.
-    """
-    lines = []
-    for message in messages:
-        text = " ".join(message.text.split())
-        if text:
-            who = "You" if message.role == "user" else ("Coach (interrupted)" if message.interrupted else "Coach")
-            lines.append(f"{who}: {text}")
-    return "\n".join(lines)

@@ -192,12 +192,6 @@ class TriggerDetector:
         """How many utterances are being tracked (bounded by :data:`MAX_OPEN_ITEMS`)."""
         return len(self._open)
 
-    def reset(self) -> None:
-        """Forget every item and the cooldown (e.g. after a reconnect: item ids start afresh)."""
-        self._open.clear()
-        self._closed.clear()
-        self._last_fire = None
-
     def _fire(self, item_id: str, match: Match, now: float) -> Match | None:
         self._open.pop(item_id, None)
         self._close(item_id)

@@ -19,6 +19,8 @@ FULL_INSTRUCTIONS = (
 # tokens/s (realtime-protocol.md §9). max_output_tokens counts both.
 TOKENS_PER_SECOND = 24
 
+Tier = Literal["quick", "full"]  # the two kinds of hint; their labels live in labels.py
+
 
 class CoachSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -36,6 +38,6 @@ class CoachSettings(BaseModel):
     mute_mic_while_speaking: bool = False
     window_mode: Literal["text", "references"] = "text"
 
-    def max_output_tokens(self, tier: Literal["quick", "full"]) -> int:
+    def max_output_tokens(self, tier: Tier) -> int:
         seconds = self.quick_seconds if tier == "quick" else self.full_seconds
         return max(1, min(4096, round(seconds * TOKENS_PER_SECOND)))

@@ -79,7 +79,3 @@ def next_state(state: State, move: Move) -> State:
         return TRANSITIONS[(state, move)]
     except KeyError:
         raise InvalidTransition(state, move) from None
-
-
-def can(state: State, move: Move) -> bool:
-    return (state, move) in TRANSITIONS

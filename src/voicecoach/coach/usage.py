@@ -13,6 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..protocol.server_events import Response
+from .actions import Metric
+
 DEFAULT_MODEL = "gpt-realtime-1.5"
 _PER_TOKEN = 1 / 1_000_000
 
@@ -155,3 +158,15 @@ class UsageTotals:
         cost = cost_usd(usage, prices)
         self.cost_usd += cost
         return cost
+
+
+def response_metrics(response: Response, totals: UsageTotals, prices: Prices) -> list[Metric]:
+    """Add a finished response's usage to ``totals``; its cost and input tokens as figures (none without usage)."""
+    if response.usage is None:
+        return []
+    cost = totals.add(response.usage.model_dump(), prices)
+    tags = {"response_id": response.id, "total_usd": totals.cost_usd, "status": response.status}
+    return [
+        Metric("response.cost_usd", cost, tags),
+        Metric("response.input_tokens", response.usage.input_tokens, {"response_id": response.id}),
+    ]

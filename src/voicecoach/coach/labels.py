@@ -1,0 +1,26 @@
+"""The words a person reads for the coach's vocabulary: who spoke, and which kind of hint. The one place for both.
+
+Every view, the report and the session files name speakers and tiers through here, so that "You" in the live
+transcript is "You" in the saved one, and a third speaker (the other side of a call) is added in one line.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .conversation import Role
+from .settings import Tier
+
+SPEAKER_LABELS: Final[dict[Role, str]] = {"user": "You", "coach": "Coach"}
+TIER_LABELS: Final[dict[Tier, str]] = {"quick": "quick hint", "full": "full guidance"}
+
+
+def speaker_label(role: Role) -> str:
+    """ "You" or "Coach"."""
+    return SPEAKER_LABELS[role]
+
+
+def tier_label(tier: str | None) -> str | None:
+    """ "quick hint" or "full guidance"; None for a tier that is unknown (or not given)."""
+    # Any string may come in (a session file's tier), hence no dict lookup typed by Tier.
+    return next((label for known, label in TIER_LABELS.items() if known == tier), None)
