@@ -1,4 +1,4 @@
-"""``voicecoach run``: open the audio, pick the UI, run one session, say where things are."""
+"""``voicecoach run``: open the audio, pick the UI, run once, say where things are."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from pathlib import Path
 
 import platformdirs
 
+from .audio.base import FrameSink, FrameSource
 from .audio.devices import open_sink, open_source
-from .audio.files import FrameSink, FrameSource
 from .coach.actions import Intent
 from .config import Settings, default_config_path
-from .runner import SessionReport, SessionRunner
+from .runner import Runner, RunReport
 from .store import SessionStore
-from .ui.keys import read_intents
 from .ui.plain import PlainView
-from .ui.view import View
+from .ui.plain_keys import read_intents
+from .ui.view import View, VoiceOutput
 
 StopHook = Callable[[Callable[[str], None]], None]
 
@@ -30,7 +30,7 @@ def use_tui(settings: Settings) -> bool:
 
 
 async def run_app(settings: Settings, on_stop: StopHook, config_path: Path | None = None) -> int:
-    source = open_source(settings.input_file, settings.input_device)
+    source = open_source(settings.input_file, settings.input_device, loop=settings.loop)
     try:
         sink = open_sink(settings.output_file, settings.output_device, rate=settings.output_rate)
     except BaseException:
@@ -38,9 +38,9 @@ async def run_app(settings: Settings, on_stop: StopHook, config_path: Path | Non
         raise
     store = SessionStore() if settings.keep_sessions else None
     if use_tui(settings):
-        sessions = Sessions(settings, source, sink, store)
-        on_stop(sessions.stop)
-        code, report = await run_tui(sessions, config_path or default_config_path())
+        runs = Runs(settings, source, sink, store)
+        on_stop(runs.stop)
+        code, report = await run_tui(runs, config_path or default_config_path())
         if report is not None:
             print_summary(PlainView(), report)
         return code
@@ -57,12 +57,14 @@ async def run_with_keys(
     sink: FrameSink,
     on_stop: StopHook,
     store: SessionStore | None = None,
-) -> SessionReport:
+) -> RunReport:
     """Run a session in line mode with stdin keys feeding its intents; the key reader is owned here."""
     intents: asyncio.Queue[Intent] = asyncio.Queue()
-    runner = SessionRunner(settings, view, source, sink, intents=intents, store=store)
+    runner = Runner(settings, view, source, sink, intents=intents, store=store)
     on_stop(runner.stop)
-    keys = asyncio.create_task(read_intents(intents), name="keys")
+    if isinstance(view, PlainView):
+        view.on_closed = runner.stop  # `voicecoach run --plain | head`: a closed pipe ends the run cleanly
+    keys = asyncio.create_task(read_intents(intents, on_help=view.info), name="keys")
     try:
         return await runner.run()
     finally:
@@ -71,7 +73,7 @@ async def run_with_keys(
             await keys
 
 
-class Sessions:
+class Runs:
     """Makes the runner of a session for whichever UI asks (``make_session``), and can stop all it made.
 
     The UI creates the session with its own view, so a signal handler cannot hold the runner up front; it
@@ -81,11 +83,13 @@ class Sessions:
     def __init__(self, settings: Settings, source: FrameSource, sink: FrameSink, store: SessionStore | None) -> None:
         self.settings = settings
         self._args = (source, sink, store)
-        self._runners: list[SessionRunner] = []
+        self._runners: list[Runner] = []
 
-    def __call__(self, view: View) -> SessionRunner:
+    def __call__(self, view: View) -> Runner:
         source, sink, store = self._args
-        runner = SessionRunner(self.settings, view, source, sink, store=store)
+        runner = Runner(self.settings, view, source, sink, store=store)
+        if isinstance(view, PlainView):
+            view.on_closed = runner.stop  # a closed output pipe ends the run cleanly
         self._runners.append(runner)
         return runner
 
@@ -94,25 +98,31 @@ class Sessions:
             runner.stop(reason)
 
 
-async def run_tui(sessions: Sessions, config_path: Path) -> tuple[int, SessionReport | None]:
-    """Run one session in the full-screen UI; afterwards print its last line on the normal screen."""
+async def run_tui(runs: Runs, config_path: Path, voice: VoiceOutput | None = None) -> tuple[int, RunReport | None]:
+    """Run one session in the full-screen UI; afterwards print its last line on the normal screen.
+
+    ``voice``: where the coach's voice goes, when the settings do not say it (no sound device in the demo).
+    """
     from .ui.tui import CoachApp
 
     quiet_logging_for_tui()
-    app = CoachApp(sessions.settings, sessions, config_path)
+    app = CoachApp(runs.settings, runs, config_path, voice=voice)
     code = await app.run_async()
     if app.summary:
         print(app.summary)
-    report = app.report if isinstance(app.report, SessionReport) else None
+    report = app.report if isinstance(app.report, RunReport) else None
     return (code if code is not None else app.return_code or 0), report
 
 
-def print_summary(view: View, report: SessionReport) -> None:
+def print_summary(view: View, report: RunReport) -> None:
     phases = ", ".join(f"{k.removesuffix('_ms')} {v:.0f} ms" for k, v in report.connect_ms.items())
     view.info(f"session ended: {report.reason}")
     if phases:
         view.info(f"connect: {phases}")
-    view.info(f"estimated cost: ${report.cost_usd:.4f}; playback underruns: {report.underruns}")
+    view.info(
+        f"estimated cost: ${report.cost_usd:.4f}; playback underruns: {report.underruns} "
+        f"(sound card: {report.device_underruns})"
+    )
     if report.session_path is not None:
         view.info(f"transcript: {report.session_path} (voicecoach sessions show {report.session_path.stem})")
 

@@ -11,75 +11,22 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .cli_parser import RUN_SETTINGS, TOKEN_SERVER_FLAGS, build_parser, flag_names_of, one_line
 from .errors import VoicecoachError
 from .redact import redact_text
 
 log = logging.getLogger("voicecoach")
 INTERNAL_ERROR = 70  # EX_SOFTWARE
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="voicecoach",
-        description="A real-time voice coach: listens silently over the OpenAI Realtime API and whispers a hint "
-        "when you say a trigger phrase.",
-    )
-    parser.add_argument("--version", action="version", version=f"voicecoach {__version__}")
-    parser.add_argument("--debug", action="store_true", help="log details (secrets redacted) to stderr")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = sub.add_parser("run", help="coach a live conversation")
-    run.add_argument("--config", type=Path, metavar="PATH", help="TOML settings file (default: user config dir)")
-    run.add_argument("--base-url", metavar="URL", help="Realtime API base, e.g. http://127.0.0.1:8765/v1")
-    run.add_argument("--model", metavar="M")
-    run.add_argument("--voice", metavar="V")
-    run.add_argument("--input-file", type=Path, metavar="WAV", help="read the microphone from a WAV file")
-    run.add_argument("--output-file", type=Path, metavar="WAV", help="write the coach's voice to a WAV file")
-    run.add_argument("--input-device", metavar="DEV", help="input device index or name part")
-    run.add_argument("--output-device", metavar="DEV", help="output device index or name part")
-    run.add_argument("--events-file", type=Path, metavar="JSONL", help="log every event sent and received")
-    run.add_argument("--duration", type=float, metavar="SECONDS", help="end the session after this long")
-    run.add_argument(
-        "--ice-host", action="append", dest="ice_hosts", metavar="ADDR", help="only offer this local address (repeat)"
-    )
-    run.add_argument("--plain", action="store_true", default=None, help="line output instead of the full screen UI")
-    run.add_argument("--token-url", metavar="URL", help="get ephemeral keys from a voicecoach token-server")
-
-    serve = sub.add_parser("serve", help="run the local Realtime-compatible server (for tests and offline use)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    serve.add_argument("--scenario", type=Path, metavar="FILE", help="scripted transcripts and replies (TOML/JSON)")
-    serve.add_argument("--session-max-seconds", type=float, default=3600.0, metavar="S")
-
-    demo = sub.add_parser("demo", help="a scripted meeting against the built-in local server (no key, no sound card)")
-    demo.add_argument("--output-file", type=Path, metavar="WAV", help="keep the coach's voice in this WAV file")
-    demo.add_argument("--events-file", type=Path, metavar="JSONL")
-    demo.add_argument("--plain", action="store_true", default=None)
-
-    sub.add_parser("devices", help="list audio input and output devices")
-
-    sessions = sub.add_parser("sessions", help="saved session transcripts")
-    which = sessions.add_subparsers(dest="sessions_command", required=True, metavar="ACTION")
-    which.add_parser("list", help="list saved sessions, newest first")
-    show = which.add_parser("show", help="print one session's transcript")
-    show.add_argument("id")
-    export = which.add_parser("export", help="export one session")
-    export.add_argument("id")
-    export.add_argument("--format", choices=("md", "json"), default="md")
-
-    tokens = sub.add_parser("token-server", help="mint ephemeral keys for clients that hold no API key")
-    tokens.add_argument("--config", type=Path, metavar="PATH")
-    tokens.add_argument("--host", default="127.0.0.1")
-    tokens.add_argument("--port", type=int, default=8766)
-    return parser
+SIGNAL_EXIT = 130  # 128 + SIGINT, what a shell reports for Ctrl-C; also used for SIGTERM (see README)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse has already printed on one line
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     _setup_logging(args.debug)
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": _cmd_run,
@@ -93,8 +40,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[args.command](args)
     except VoicecoachError as exc:
         log.debug("exiting on error", exc_info=True)
-        print(f"voicecoach: error: {exc}", file=sys.stderr)
+        # One line whatever the message holds (a quoted server reply, a path with a newline in it).
+        print(f"voicecoach: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `voicecoach sessions export last | head`: the reader had enough; not an error
+        from .ui.plain import silence_stdout
+
+        silence_stdout()
+        return 0
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug of ours: still one line, the traceback only under --debug
@@ -110,41 +63,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .config import load_settings
 
-    flags = {
-        k: getattr(args, k)
-        for k in (
-            "base_url",
-            "model",
-            "voice",
-            "input_file",
-            "output_file",
-            "input_device",
-            "output_device",
-            "events_file",
-            "duration",
-            "ice_hosts",
-            "plain",
-            "token_url",
-        )
-    }
-    settings = load_settings(args.config, flags)
+    flags = {name: getattr(args, name) for name in RUN_SETTINGS}
+    settings = load_settings(args.config, flags, flag_names=flag_names_of(build_parser(), "run"))
     from .app import run_app
 
     return _run_async(lambda stop: run_app(settings, stop, args.config))
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from .server import ServerConfig, run_serve
+    from .server import run_serve, serve_config
 
-    config = ServerConfig(
-        host=args.host, port=args.port, scenario_path=args.scenario, session_max_seconds=args.session_max_seconds
+    config = serve_config(
+        host=args.host,
+        port=args.port,
+        scenario_path=args.scenario,
+        session_max_seconds=args.session_max_seconds,
+        require_keys=args.require_keys,
+        keys_file=args.keys_file,
     )
     return run_serve(config)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from .config import load_settings
     from .demo import run_demo
 
+    # Fail before the local server starts: the demo reads the config file and the environment too.
+    load_settings(None, {"output_file": args.output_file, "events_file": args.events_file, "plain": args.plain})
     return _run_async(
         lambda stop: run_demo(stop, output_file=args.output_file, events_file=args.events_file, plain=args.plain)
     )
@@ -158,15 +103,17 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 
 
 def _cmd_sessions(args: argparse.Namespace) -> int:
-    from .store import SessionStore, cmd_sessions_export, cmd_sessions_list, cmd_sessions_show
+    from . import store as sessions
 
-    store = SessionStore()
+    store = sessions.SessionStore()
     if args.sessions_command == "list":
-        print(cmd_sessions_list(store))
+        print(sessions.cmd_sessions_list(store))
     elif args.sessions_command == "show":
-        print(cmd_sessions_show(store, args.id))
+        print(sessions.cmd_sessions_show(store, args.id))
+    elif args.sessions_command == "export":
+        print(sessions.cmd_sessions_export(store, args.id, args.format, args.output, force=args.force))
     else:
-        print(cmd_sessions_export(store, args.id, args.format))
+        print(sessions.cmd_sessions_delete(store, args.id, empty=args.empty))
     return 0
 
 
@@ -174,7 +121,10 @@ def _cmd_token_server(args: argparse.Namespace) -> int:
     from .config import load_settings
     from .tokenserver import run_token_server
 
-    return run_token_server(load_settings(args.config, {}), args.host, args.port)
+    given = {key: getattr(args, key) for key in TOKEN_SERVER_FLAGS if getattr(args, key) is not None}
+    flag_names = {f"token_server.{key}": flag for key, flag in TOKEN_SERVER_FLAGS.items()}
+    flags = {"base_url": args.base_url, "token_server": given or None}
+    return run_token_server(load_settings(args.config, flags, flag_names=flag_names))
 
 
 StopHook = Callable[[Callable[[str], None]], None]
@@ -188,14 +138,28 @@ def _run_async(start: Callable[[StopHook], Coroutine[Any, Any, int]]) -> int:
     async def body() -> int:
         loop = asyncio.get_running_loop()
         stoppers: list[Callable[[str], None]] = []
+        signalled: list[str] = []
+        main = asyncio.current_task()
 
         def on_signal(name: str) -> None:
+            signalled.append(name)
+            if len(signalled) > 1 and main is not None:
+                main.cancel()  # a second signal: the clean stop is taking too long, so stop now
+                return
             for stop in stoppers:
                 stop(f"{name} received")
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig.name)
-        return await start(stoppers.append)
+        try:
+            code = await start(stoppers.append)
+        except asyncio.CancelledError:
+            if not signalled:
+                raise
+            return SIGNAL_EXIT
+        # The run ended cleanly (transcript saved, cost priced) because of a signal: say so in the exit code,
+        # as a shell does for Ctrl-C, unless the run itself failed with a code of its own.
+        return SIGNAL_EXIT if signalled and code == 0 else code
 
     return asyncio.run(body())
 

@@ -17,17 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .app import Sessions, run_tui, use_tui
-from .audio.files import FrameSink, NullSink, PcmSource, WavSink
+from .app import Runs, run_tui, use_tui
+from .audio.base import FrameSink
+from .audio.files import NullSink, PcmSource, WavSink
 from .audio.frames import WIRE_RATE, Pcm, silence
 from .config import load_settings
 from .errors import AudioError
-from .runner import SessionReport
+from .runner import RunReport
 from .server import RealtimeServer, Scenario, ServerConfig
 from .server.voice import speech_pcm
 from .store import SessionStore
 from .ui.plain import PlainView
-from .ui.view import View
+from .ui.view import View, VoiceOutput
 
 StopHook = Callable[[Callable[[str], None]], None]
 
@@ -88,18 +89,19 @@ async def run_demo(
             "output_file": output_file,
         }
         settings = load_settings(None, overrides)
-        sessions = Sessions(settings, source, sink, SessionStore())
-        on_stop(sessions.stop)
-        ender = asyncio.create_task(_end_after_meeting(source, sessions.stop), name="demo-ender")
+        runs = Runs(settings, source, sink, SessionStore())
+        on_stop(runs.stop)
+        ender = asyncio.create_task(_end_after_meeting(source, runs.stop), name="demo-ender")
         try:
             if use_tui(settings):
                 # Settings edited during the demo go to a scratch file, not the user's config.
-                code, report = await run_tui(sessions, Path(tempfile.gettempdir()) / "voicecoach-demo-settings.toml")
+                voice = VoiceOutput("none") if isinstance(sink, NullSink) else None  # else the settings say it
+                code, report = await run_tui(runs, Path(tempfile.gettempdir()) / "voicecoach-demo-settings.toml", voice)
             else:
                 view = PlainView()
                 view.info("voicecoach demo: a scripted meeting against the built-in local server")
                 view.info(f"the coach's voice goes to {where}")
-                code, report = 0, await sessions(view).run()
+                code, report = 0, await runs(view).run()
         finally:
             ender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -121,9 +123,7 @@ def demo_sink(output_file: Path | None) -> tuple[FrameSink, str]:
         return NullSink(), "no sound device (none found; use --output-file to keep it)"
 
 
-def print_demo_summary(
-    view: View, report: SessionReport, *, output_file: Path | None, events_file: Path | None
-) -> None:
+def print_demo_summary(view: View, report: RunReport, *, output_file: Path | None, events_file: Path | None) -> None:
     view.info(f"demo finished: {report.reason}")
     for name, label in LATENCIES.items():
         values = [m.value for m in report.metrics if m.name == name]
@@ -139,5 +139,5 @@ def print_demo_summary(
 
 
 async def _end_after_meeting(source: PcmSource, stop: Callable[[str], None]) -> None:
-    await source.finished.wait()
+    await source.ended.wait()
     stop("the scripted meeting is over")

@@ -15,7 +15,7 @@ from voicecoach.audio.files import PcmSource, WavSink, read_wav
 from voicecoach.audio.frames import WIRE_RATE, Pcm, envelope, silence
 from voicecoach.coach.settings import CoachSettings
 from voicecoach.config import Settings, load_settings
-from voicecoach.runner import SessionReport, SessionRunner
+from voicecoach.runner import Runner, RunReport
 from voicecoach.server import RealtimeServer
 from voicecoach.server.voice import synth_speech
 from voicecoach.store import SessionStore
@@ -46,7 +46,7 @@ def settings_for(server: RealtimeServer, tmp_path: Path, **overrides: Any) -> Se
 class Recorded:
     """A finished session's artefacts, read back from disk."""
 
-    def __init__(self, report: SessionReport, events_file: Path, output_file: Path, runner: SessionRunner) -> None:
+    def __init__(self, report: RunReport, events_file: Path, output_file: Path, runner: Runner) -> None:
         self.report = report
         self.runner = runner
         self.events = [json.loads(line) for line in events_file.read_text().splitlines()]
@@ -67,7 +67,7 @@ class Recorded:
         return float(np.count_nonzero(env > threshold)) * 0.02
 
 
-Until = Callable[[SessionRunner], bool]
+Until = Callable[[Runner], bool]
 
 
 def utterances_heard(n: int) -> Until:
@@ -83,7 +83,7 @@ async def run_session(
     audio: Pcm,
     *,
     until: Until | None = None,
-    during: Callable[[SessionRunner], Any] | None = None,
+    during: Callable[[Runner], Any] | None = None,
     timeout: float = 30.0,
     **overrides: Any,
 ) -> Recorded:
@@ -92,7 +92,7 @@ async def run_session(
     output = tmp_path / "out.wav"
     source = PcmSource(audio, WIRE_RATE)
     view_text = io.StringIO()
-    runner = SessionRunner(settings, PlainView(view_text), source, WavSink(output), store=SessionStore())
+    runner = Runner(settings, PlainView(view_text), source, WavSink(output), store=SessionStore())
 
     async def watch() -> None:
         if during is not None:

@@ -20,9 +20,9 @@ from e2e_harness import settings_for
 
 from voicecoach.audio.files import PcmSource, WavSink
 from voicecoach.audio.frames import WIRE_RATE, Pcm
-from voicecoach.coach.actions import Action, Notice, StatusChanged
+from voicecoach.coach.actions import Action, Reconnecting, StatusChanged
 from voicecoach.coach.state import State
-from voicecoach.runner import SessionReport, SessionRunner
+from voicecoach.runner import Runner, RunReport
 from voicecoach.server import RealtimeServer
 from voicecoach.store import SessionStore
 from voicecoach.ui.plain import PlainView
@@ -60,7 +60,7 @@ class RecordingView:
         return [t for t, a in self.actions if predicate(a)]
 
     def reconnecting_at(self) -> list[float]:
-        return self.times(lambda a: isinstance(a, Notice) and bool(a.data.get("reconnecting")))
+        return self.times(lambda a: isinstance(a, Reconnecting))
 
     def ready_at(self) -> list[float]:
         """When the coach became ready (``session.updated`` on a link), one entry per link."""
@@ -71,19 +71,19 @@ class RecordingView:
 
 @dataclass
 class LiveSession:
-    """A SessionRunner running in a task against ``server``; stop it with :meth:`finish` (or leave the block)."""
+    """A Runner running in a task against ``server``; stop it with :meth:`finish` (or leave the block)."""
 
     server: RealtimeServer
-    runner: SessionRunner
+    runner: Runner
     view: RecordingView
-    task: asyncio.Task[SessionReport]
+    task: asyncio.Task[RunReport]
 
     @classmethod
     async def start(cls, server: RealtimeServer, tmp_path: Path, audio: Pcm, **overrides: Any) -> LiveSession:
         settings = settings_for(server, tmp_path, **overrides)
         view = RecordingView()
         store = SessionStore(tmp_path / "sessions")
-        runner = SessionRunner(settings, view, PcmSource(audio, WIRE_RATE), WavSink(tmp_path / "out.wav"), store=store)
+        runner = Runner(settings, view, PcmSource(audio, WIRE_RATE), WavSink(tmp_path / "out.wav"), store=store)
         task = asyncio.create_task(runner.run(), name="session-under-test")
         return cls(server, runner, view, task)
 
@@ -103,7 +103,7 @@ class LiveSession:
                 self.task.cancel()
                 await asyncio.gather(self.task, return_exceptions=True)
 
-    async def finish(self, seconds: float = 10.0) -> SessionReport:
+    async def finish(self, seconds: float = 10.0) -> RunReport:
         self.runner.stop("test condition met")
         async with asyncio.timeout(seconds):
             return await self.task
@@ -134,9 +134,9 @@ class LiveSession:
         await self.until(lambda: len(self.view.ready_at()) >= links and self.listening(), seconds, f"link {links}")
 
 
-def session_items(runner: SessionRunner) -> list[dict[str, Any]]:
+def session_items(runner: Runner) -> list[dict[str, Any]]:
     """The items of the runner's session file, read back from disk (the header left out)."""
-    path = runner.report.session_path or (runner.session_file.path if runner.session_file else None)
+    path = runner.report.session_path or runner.journal.path
     assert path is not None, "the session kept no file"
     return [json.loads(line) for line in path.read_text().splitlines()[1:] if line.strip()]
 
@@ -163,7 +163,7 @@ class Accounting:
         return [key for key in self.kept if key not in self.expected]
 
 
-def item_accounting(server: RealtimeServer, runner: SessionRunner) -> Accounting:
+def item_accounting(server: RealtimeServer, runner: Runner) -> Accounting:
     """Every transcription the server completed and every hint transcript it finished, on every call, against
     the utterances and hints in the client's session file (matched by key: item id, response id)."""
     expected: dict[str, str] = {}

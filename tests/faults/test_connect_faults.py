@@ -13,7 +13,7 @@ from faults_harness import Cli, RecordingView, assert_one_line_error, until, wri
 from voicecoach.audio.files import PcmSource, WavSink
 from voicecoach.audio.frames import WIRE_RATE
 from voicecoach.errors import SignalingTimeout
-from voicecoach.runner import SessionRunner
+from voicecoach.runner import Runner
 from voicecoach.server import RealtimeServer
 from voicecoach.server.faults import FaultConfig, Faults, HttpFault
 
@@ -58,7 +58,7 @@ async def test_slow_sdp_answer_is_a_one_line_signaling_timeout(server_factory: A
     server: RealtimeServer = await server_factory(faults=FaultConfig(answer_delay_seconds=1.0))
     settings = settings_for(server, tmp_path, http_timeout=0.3)
     source = PcmSource(np.zeros(WIRE_RATE, np.int16), WIRE_RATE)
-    runner = SessionRunner(settings, RecordingView(), source, WavSink(tmp_path / "out.wav"))
+    runner = Runner(settings, RecordingView(), source, WavSink(tmp_path / "out.wav"))
     with pytest.raises(SignalingTimeout) as caught:
         await runner.run()
     message = str(caught.value)

@@ -12,7 +12,7 @@ from faults_harness import LiveSession, figure, item_accounting, monotonic
 from hostile import CONTROL_ERRORS, hostile_messages
 
 from voicecoach.coach.actions import Intent, Notice
-from voicecoach.coach.coach import BENIGN_ERRORS
+from voicecoach.coach.server_errors import BENIGN_ERRORS
 from voicecoach.coach.state import State
 from voicecoach.server import RealtimeServer
 

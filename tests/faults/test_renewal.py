@@ -9,7 +9,7 @@ import pytest
 from e2e_harness import meeting
 from faults_harness import LiveSession, elapsed_ms, figure, item_accounting, monotonic, session_items
 
-from voicecoach.coach.actions import Intent, Notice, StatusChanged, TranscriptChanged
+from voicecoach.coach.actions import Intent, Interrupted, StatusChanged, TranscriptChanged
 from voicecoach.coach.state import State
 from voicecoach.server import RealtimeServer
 
@@ -112,7 +112,7 @@ async def test_rollover_waits_for_the_hint_and_carries_context(
         assert interrupted_at is not None and interrupted_at <= renew_at
         assert "output_audio_buffer.cleared" in old_types
         assert record["interrupted"]
-        assert any(isinstance(a, Notice) and a.data.get("interrupt") == "key" for _, a in live.view.actions)
+        assert any(isinstance(a, Interrupted) and a.why == "key" for _, a in live.view.actions)
     # The context carried over: the line and the hint are in the new session's history item.
     history = history_text(new.events_received)
     assert LINE in history and record["text"] in history

@@ -1,11 +1,10 @@
-"""The WebRTC side of a session: the only module that speaks aiortc (for the client).
+"""The WebRTC transport: the only module that speaks aiortc (for the client).
 
-One :class:`RealtimeConnection` is one peer connection with one sendrecv audio transceiver (our microphone
+One :class:`WebRtcTransport` is one peer connection with one sendrecv audio transceiver (our microphone
 track out, the model's voice in) and the client-created ``oai-events`` data channel that carries JSON events
 both ways. Signaling is injected as a callable (offer SDP → answer SDP), so this module does no HTTP.
 
-Call order: ``await connect(exchange)`` once, then ``send()`` / ``messages`` / ``remote_track``, then
-``await close()`` (idempotent, always safe).
+It implements :class:`voicecoach.transport.base.Transport`; the call order is documented there.
 """
 
 from __future__ import annotations
@@ -14,8 +13,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiortc import (
@@ -27,7 +26,10 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from ..audio.base import FrameSource
+from ..audio.tracks import MicTrack
 from ..errors import TransportError
+from .base import AudioOut
 
 log = logging.getLogger(__name__)
 
@@ -47,44 +49,47 @@ class ConnectTimings:
     offer_ready: float = 0.0  # ICE gathering is done inside setLocalDescription
     answer_received: float = 0.0
     channel_open: float = 0.0
-    phases: dict[str, float] = field(default_factory=dict)
 
 
-class RealtimeConnection:
-    def __init__(self, mic: MediaStreamTrack, *, ice_servers: list[str] | None = None) -> None:
+class WebRtcTransport:
+    name = "webrtc"
+
+    def __init__(self, source: FrameSource, exchange: Exchange, *, ice_servers: list[str] | None = None) -> None:
         servers = [RTCIceServer(urls=url) for url in (ice_servers or [])]
         # iceServers=[] matters: with None aiortc adds a public STUN server, a 5 s stall when it is unreachable.
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
-        self._mic = mic
+        self.uplink = MicTrack(source)
+        self._exchange = exchange
         self._channel: RTCDataChannel | None = None
         self._open = asyncio.Event()
         self.closed = asyncio.Event()
         self.close_reason = ""
-        self.messages: asyncio.Queue[str | bytes] = asyncio.Queue()
+        self._inbox: asyncio.Queue[str | bytes] = asyncio.Queue()
         self._remote: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
-        self.timings = ConnectTimings()
+        self._t = ConnectTimings()
+        self.timings: dict[str, float] = {}
         self._closing = False
 
     @property
     def connection_state(self) -> str:
         return str(self._pc.connectionState)
 
-    async def connect(self, exchange: Exchange, timeout_s: float) -> None:
+    async def connect(self, timeout_s: float) -> None:
         """Offer, exchange, and wait until the data channel is open. Raises TransportError on timeout/failure.
 
-        Errors raised by ``exchange`` (signaling) propagate unchanged.
+        Errors raised by the exchange (signaling) propagate unchanged.
         """
-        t = self.timings
+        t = self._t
         t.started = time.monotonic()
         pc = self._pc
-        pc.addTransceiver(self._mic, direction="sendrecv")
+        pc.addTransceiver(self.uplink, direction="sendrecv")
         channel = pc.createDataChannel(EVENTS_LABEL)
         self._channel = channel
         self._wire(pc, channel)
 
         await pc.setLocalDescription(await pc.createOffer())
         t.offer_ready = time.monotonic()
-        answer = await exchange(pc.localDescription.sdp)
+        answer = await self._exchange(pc.localDescription.sdp)
         t.answer_received = time.monotonic()
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
@@ -108,12 +113,12 @@ class RealtimeConnection:
         if not self._open.is_set():
             raise TransportError(f"the WebRTC connection failed while connecting ({self.close_reason})")
         t.channel_open = time.monotonic()
-        t.phases = {
+        self.timings = {
             "ice_gathering_ms": (t.offer_ready - t.started) * 1000,
             "sdp_post_ms": (t.answer_received - t.offer_ready) * 1000,
             "dtls_sctp_ms": (t.channel_open - t.answer_received) * 1000,
         }
-        log.debug("data channel open: %s", t.phases)
+        log.debug("data channel open: %s", self.timings)
 
     def _wire(self, pc: RTCPeerConnection, channel: RTCDataChannel) -> None:
         @pc.on("track")
@@ -133,7 +138,7 @@ class RealtimeConnection:
 
         @channel.on("message")
         def on_message(message: str | bytes) -> None:
-            self.messages.put_nowait(message)
+            self._inbox.put_nowait(message)
 
         @channel.on("close")
         def on_close() -> None:
@@ -144,9 +149,29 @@ class RealtimeConnection:
             self.close_reason = reason if not self._closing else "closed by us"
             self.closed.set()
 
-    async def remote_track(self) -> MediaStreamTrack:
-        """The model's audio track (arrives with the answer)."""
-        return await self._remote
+    async def messages(self) -> AsyncIterator[str | bytes]:
+        """Data-channel messages in arrival order; ends once the connection is closed and the inbox is empty."""
+        while True:
+            if not self._inbox.empty():
+                yield self._inbox.get_nowait()
+                continue
+            if self.closed.is_set():
+                return
+            got = asyncio.ensure_future(self._inbox.get())
+            gone = asyncio.ensure_future(self.closed.wait())
+            try:
+                await asyncio.wait({got, gone}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                gone.cancel()
+                if not got.done():
+                    got.cancel()
+                await asyncio.gather(got, gone, return_exceptions=True)
+            if got.done() and not got.cancelled():
+                yield got.result()
+
+    async def play(self, player: AudioOut) -> None:
+        """Feed the model's audio track (it arrives with the answer) to ``player`` until the track ends."""
+        await player.run(await self._remote)
 
     def send(self, event: dict[str, Any]) -> str:
         """Send one client event as JSON text. Returns the text sent. Raises TransportError if it cannot go."""
@@ -163,6 +188,7 @@ class RealtimeConnection:
         return text
 
     async def close(self) -> None:
+        self.uplink.stop()
         self._closing = True
         self._mark_closed("closed by us")
         if not self._remote.done():

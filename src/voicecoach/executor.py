@@ -1,0 +1,166 @@
+"""Carries out the coach's actions, in order, at once: the runner's hands.
+
+The coach decides; this module moves the decision into the world: an event onto the current link, a flush
+into the player, a mute onto the microphone, a finished item into the journal, a figure into the events file,
+and every action onto the view. Lifecycle consequences (stop, renew, the end error) are handed back to the
+runner through :class:`RunControl`, so this module owns no task and no link.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, assert_never
+
+from .audio.tracks import Player
+from .coach.actions import (
+    Action,
+    EndSession,
+    ExpectAudio,
+    FlushPlayback,
+    Interrupted,
+    Metric,
+    Notice,
+    OpenMic,
+    Quit,
+    Reconnect,
+    Reconnecting,
+    Send,
+    SetMicMuted,
+    StatusChanged,
+    TranscriptChanged,
+)
+from .coach.labels import speaker_label
+from .errors import SessionError, TransportError, VoicecoachError
+from .events_log import EventsLog
+from .journal import Journal
+from .link import Link
+from .protocol import client_events as ce
+from .ui.view import View
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunReport:
+    """What a finished run leaves behind (for summaries, tests and benchmarks)."""
+
+    reason: str = ""
+    connect_ms: dict[str, float] = field(default_factory=dict)
+    metrics: list[Metric] = field(default_factory=list)
+    cost_usd: float = 0.0
+    transcript: list[str] = field(default_factory=list)
+    links: int = 0  # connections made: 1 + reconnects + rollovers
+    transport: str = ""  # the transport of the last link
+    session_path: Path | None = None  # the crash-safe transcript file, when one was written
+    underruns: int = 0  # times the player ran dry while playing
+    device_underruns: int = 0  # times the sound card itself ran dry (PortAudio/ALSA underflows)
+    end_error: VoicecoachError | None = None  # the server ended the run for good
+
+
+class RunControl(Protocol):
+    """What the executor asks of the runner's lifecycle."""
+
+    def stop(self, reason: str) -> None: ...
+
+    def renew(self, reason: str) -> None: ...
+
+    def ready(self) -> None:
+        """The current link's session is configured: keys pressed while connecting may act now."""
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        view: View,
+        player: Player,
+        journal: Journal,
+        events: EventsLog | None,
+        report: RunReport,
+        control: RunControl,
+        clock: Callable[[], float],
+    ) -> None:
+        self.view = view
+        self.player = player
+        self.journal = journal
+        self.events = events
+        self.report = report
+        self.control = control
+        self.clock = clock
+        self.link: Link | None = None  # the link events go out on; None while (re)connecting
+        self.muted = False  # outlives links: a reconnect keeps the user's mute
+
+    def execute(self, actions: list[Action]) -> None:
+        for action in actions:
+            self._apply(action)
+            self.view.show(action, self.clock())
+
+    def _apply(self, action: Action) -> None:
+        match action:
+            case Send(event=event, asked_at=asked_at):
+                self.send(event)
+                if asked_at is not None and isinstance(event, ce.ResponseCreate):
+                    self.execute([Metric("hint.trigger_to_send_ms", (self.clock() - asked_at) * 1000)])
+            case ExpectAudio(response_id=response_id):
+                self.player.mark_response(response_id)
+            case FlushPlayback():
+                self.player.flush()
+            case SetMicMuted(muted=muted):
+                self.muted = muted
+                if self.link is not None:
+                    self.link.uplink.muted = muted
+            case OpenMic():
+                if self.link is not None:
+                    self.link.uplink.open_gate()
+                self.control.ready()
+            case Metric():
+                self.report.metrics.append(action)
+                self._log_local(
+                    {"type": "voicecoach.metric", "name": action.name, "value": action.value, **action.data}
+                )
+            case TranscriptChanged(message=m, final=True) if m.text.strip():
+                self._keep(m)
+            case Interrupted(why=why):
+                self.journal.interrupt(why)
+            case EndSession(reason=reason, fatal=fatal):
+                if fatal:
+                    self.report.end_error = SessionError(f"the server ended the session: {reason}")
+                self.control.stop(reason)
+            case Reconnect(reason=reason):
+                self.control.renew(reason)
+            case Quit():
+                self.control.stop("quit")
+            case StatusChanged() | TranscriptChanged() | Notice() | Reconnecting():
+                pass
+            case _:
+                assert_never(action)
+
+    def _keep(self, m: Any) -> None:
+        """A finished transcript item: into the journal once (first final wins), and into the report."""
+        text = m.text.strip()
+        if m.role == "user":
+            kept = self.journal.utterance(m.item_id, text)
+        else:
+            kept = self.journal.hint(m.item_id, m.tier, text, interrupted=m.interrupted)
+        if kept:
+            self.report.transcript.append(f"{speaker_label(m.role)}: {text}")
+
+    def send(self, event: ce.ClientEvent) -> None:
+        link = self.link
+        if link is None:
+            return
+        wire = event.to_wire()
+        try:
+            link.send(wire)
+        except TransportError as exc:
+            self.view.show(Notice("error", str(exc)), self.clock())
+            return
+        if self.events is not None:
+            self.events.write("sent", wire, self.clock())
+
+    def _log_local(self, record: dict[str, Any]) -> None:
+        if self.events is not None:
+            self.events.write("local", record, self.clock())

@@ -1,0 +1,87 @@
+"""One connected link to a Realtime session: credentials → transport → ``session.update`` → events and audio.
+
+A link owns exactly one :class:`~voicecoach.transport.base.Transport` and the tasks that serve it (server
+events in, received audio out, and supervision of the connection), all in its own TaskGroup. It holds no
+policy: what the events mean, when to reconnect and when to stop are the runner's and the coach's business.
+It reports through the callback it is given and never imports the runner, so a run can hold several links
+(the user's, and later the call's).
+
+Call order: ``link = await Link.open(...)`` (raises ConnectError subclasses, and closes what it opened), then
+``reason = await link.serve(on_message, player)`` (returns when the connection is lost or closed), and
+``await link.close()`` (idempotent; ends ``serve``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import SecretStr
+
+from .audio.base import FrameSource
+from .transport.base import AudioOut, Transport, TransportFactory, Uplink
+
+log = logging.getLogger(__name__)
+
+OnMessage = Callable[[str | bytes], None]
+
+
+class Link:
+    def __init__(self, transport: Transport, timings: dict[str, float]) -> None:
+        self.transport = transport
+        self.timings = timings  # connect phases in ms: token_ms, then the transport's own
+
+    @property
+    def uplink(self) -> Uplink:
+        return self.transport.uplink
+
+    @classmethod
+    async def open(
+        cls,
+        *,
+        credential: Callable[[], Awaitable[SecretStr]],
+        factory: TransportFactory,
+        source: FrameSource,
+        session_update: dict[str, Any],
+        timeout_s: float,
+    ) -> Link:
+        """Get a key, connect, and send the session configuration. The caller waits for ``session.updated``."""
+        started = time.monotonic()
+        key = await credential()
+        token_ms = (time.monotonic() - started) * 1000
+        transport = factory(source, key)
+        try:
+            await transport.connect(timeout_s)
+            transport.send(session_update)
+        except BaseException:
+            await transport.close()  # a failed or cancelled connect leaves nothing open behind it
+            raise
+        log.debug("%s link up: %s", transport.name, transport.timings)
+        return cls(transport, {"token_ms": token_ms, **transport.timings})
+
+    async def serve(self, on_message: OnMessage, player: AudioOut) -> str:
+        """Deliver server events to ``on_message`` and audio to ``player`` until the connection ends.
+
+        Returns why it ended (the transport's ``close_reason``). ``on_message`` runs on the event loop, in
+        arrival order, and must not raise: the runner's handler turns bad input into data, never an exception.
+        """
+        transport = self.transport
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._events(on_message), name=f"{transport.name}-events")
+            playout = tg.create_task(transport.play(player), name=f"{transport.name}-playout")
+            await transport.closed.wait()  # supervision: the only way out is the connection ending
+            playout.cancel()  # the remote track may never end by itself after a lost link
+        return transport.close_reason
+
+    async def _events(self, on_message: OnMessage) -> None:
+        async for raw in self.transport.messages():
+            on_message(raw)
+
+    def send(self, event: dict[str, Any]) -> str:
+        return self.transport.send(event)
+
+    async def close(self) -> None:
+        await self.transport.close()

@@ -1,0 +1,75 @@
+"""The transport seam: what a link needs from a network connection to a Realtime session, and nothing more.
+
+A transport carries JSON events both ways and audio both ways. The runner and :mod:`voicecoach.link` depend
+on this protocol only, never on a concrete class, so the same lifecycle runs over WebRTC today, over a
+WebSocket next, and over an in-memory peer in tests (like httpcore's network backends).
+
+Call order, for every implementation::
+
+    t = factory(uplink_source, secret)      # nothing on the network yet
+    await t.connect(timeout_s)              # raises ConnectError subclasses; t.timings filled in
+    t.send(event) ... / async for raw in t.messages() ... / await t.play(player)
+    await t.close()                         # idempotent; always called, also after a failed connect
+
+``closed`` is set (with ``close_reason``) when the connection is lost or closed; ``messages()`` then ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+from pydantic import SecretStr
+
+from ..audio.base import FrameSource
+
+
+class Uplink(Protocol):
+    """The outbound microphone stream as the coach controls it."""
+
+    @property
+    def muted(self) -> bool:
+        """While True the server hears silence with continuous timestamps: the call stays up."""
+
+    @muted.setter
+    def muted(self, value: bool) -> None: ...
+
+    def open_gate(self) -> None:
+        """``session.updated`` arrived: microphone audio may reach the server from now on."""
+
+    def stop(self) -> None: ...
+
+
+class AudioOut(Protocol):
+    """Where received coach audio goes (the :class:`~voicecoach.audio.tracks.Player`)."""
+
+    async def run(self, track: Any) -> None: ...
+
+
+class Transport(Protocol):
+    name: str  # "webrtc" | "websocket" | "memory": shown to the user, recorded in reports
+    timings: dict[str, float]  # connect phases in ms, named for what they measure
+    closed: asyncio.Event
+    close_reason: str
+
+    @property
+    def uplink(self) -> Uplink:
+        """The microphone stream this transport sends."""
+
+    async def connect(self, timeout_s: float) -> None: ...
+
+    def send(self, event: dict[str, Any]) -> str:
+        """Send one client event; returns the text sent. Raises TransportError when it cannot go."""
+
+    def messages(self) -> AsyncIterator[str | bytes]:
+        """Server events as they arrive, raw; ends when the transport closes."""
+
+    async def play(self, player: AudioOut) -> None:
+        """Hand received audio to ``player`` until the transport closes."""
+
+    async def close(self) -> None: ...
+
+
+# Builds one transport for one link: the microphone source it sends, and the key it connects with.
+TransportFactory = Callable[[FrameSource, SecretStr], Transport]
