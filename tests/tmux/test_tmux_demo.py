@@ -27,7 +27,11 @@ class Tmux:
         self.socket = str(tmp_path / "tmux.sock")
 
     def run(self, *args: str) -> str:
-        out = subprocess.run(["tmux", "-S", self.socket, *args], capture_output=True, text=True, timeout=10)
+        # env=os.environ, not the inherited C environment: readline (loaded by pytest) exports COLUMNS=80 and
+        # LINES=24 there, the tmux server would hand them to the pane, and the app would size itself 80x24.
+        out = subprocess.run(
+            ["tmux", "-S", self.socket, *args], capture_output=True, text=True, timeout=10, env=dict(os.environ)
+        )
         return out.stdout
 
     def screen(self) -> str:
@@ -79,7 +83,7 @@ def test_demo_in_a_real_terminal(tmux: Tmux, tmp_path: Path) -> None:
     screen = tmux.wait_for(lambda s: "quick hint" in s, 30, "the quick hint in the transcript")
     assert "You: Thanks for joining" in screen
     tmux.run("send-keys", "-t", tmux.name, "l")  # toggle the event log open
-    screen = tmux.wait_for(lambda s: "metric/hint.trigger_to_send_ms" in s, 10, "the event log")
+    screen = tmux.wait_for(lambda s: "hint requested after" in s, 10, "the event log")
     screen = tmux.wait_for(lambda s: "[interrupted]" in s, 30, "the interrupted full guidance")
     assert "full guidance" in screen
 
@@ -90,3 +94,31 @@ def test_demo_in_a_real_terminal(tmux: Tmux, tmp_path: Path) -> None:
     assert "interrupt → silence" in final
     assert "transcript:" in final
     assert "Quick hint" not in final  # the full-screen UI is gone
+
+
+def start_demo(tmux: Tmux, tmp_path: Path, width: int, height: int) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("VOICECOACH_", "OPENAI_"))},
+        "TERM": "xterm-256color",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "VOICECOACH_DATA_DIR": str(tmp_path / "data"),
+    }
+    env_args = [arg for k, v in env.items() if k.isidentifier() for arg in ("-e", f"{k}={v}")]
+    command = f"{sys.executable} -m voicecoach demo; echo exit-status=$?"
+    tmux.run("new-session", "-d", "-s", tmux.name, "-x", str(width), "-y", str(height), *env_args, command)
+    tmux.run("set-option", "-t", tmux.name, "remain-on-exit", "on")
+
+
+def test_ctrl_c_quits_the_full_screen_ui_at_once_with_130(tmux: Tmux, tmp_path: Path) -> None:
+    start_demo(tmux, tmp_path, 80, 24)
+    tmux.wait_for(lambda s: "listening" in s, 20, "the UI to be listening")
+    # The cost shows once the first hint is priced. At 80x24 the status bar keeps connection, listening,
+    # speaking, muted and the cost, and the footer keeps Help and Quit.
+    screen = tmux.wait_for(lambda s: "$0." in s, 30, "the first hint to be priced")
+    for field in ("connected", "listening", "speaking", "muted", "Help", "Quit"):
+        assert field in screen, f"{field!r} is not on the 80x24 screen:\n{screen}"
+    tmux.run("send-keys", "-t", tmux.name, "C-c")  # once
+    final = tmux.wait_for(lambda s: "exit-status=" in s, 15, "the demo to quit on one Ctrl-C")
+    assert "exit-status=130" in final
+    assert "ctrl+q" not in final.lower()
+    assert "transcript:" in final  # the run was saved and summarised on the normal screen

@@ -10,7 +10,7 @@ import pytest
 from textual.pilot import Pilot
 from tui_fakes import FakeSession, SessionFactory, msg, wait_until
 
-from voicecoach.coach.actions import Intent, Metric, Notice, StatusChanged, TranscriptChanged
+from voicecoach.coach.actions import Intent, Metric, Notice, Reconnecting, StatusChanged, TranscriptChanged
 from voicecoach.coach.state import State
 from voicecoach.config import Settings
 from voicecoach.errors import SessionError
@@ -268,7 +268,9 @@ async def test_indicators_follow_status_changes(running: tuple[CoachApp, Pilot[i
     session.push(StatusChanged(S.LISTENING, S.CONNECTING))
     await wait_until(pilot, lambda: "● connected" in bar())
     assert "◉ listening" in bar() and "○ speaking" in bar() and "○ muted" in bar()
-    assert "gpt-test-model" in bar()
+    assert "gpt-test-model" not in bar()  # 80 columns: the model is the first field to give way
+    await pilot.resize_terminal(120, 24)
+    await wait_until(pilot, lambda: "gpt-test-model" in bar())
 
     session.push(StatusChanged(S.SPEAKING, S.LISTENING))
     await wait_until(pilot, lambda: "◉ speaking" in bar())
@@ -281,20 +283,24 @@ async def test_indicators_follow_status_changes(running: tuple[CoachApp, Pilot[i
     session.push(StatusChanged(S.CONNECTING, S.LISTENING))  # connecting again after being live
     await wait_until(pilot, lambda: "● reconnecting" in bar())
     session.push(StatusChanged(S.LISTENING, S.CONNECTING))
-    session.push(Notice("warning", "connection lost, retrying", {"reconnecting": True}))
+    session.push(Reconnecting("connection lost"))
     await wait_until(pilot, lambda: "● reconnecting" in bar())
 
 
 async def test_status_shows_last_hint_latency_and_cost(running: tuple[CoachApp, Pilot[int], FakeSession]) -> None:
     app, pilot, session = running
     session.push(
-        Metric("hint.create_to_audio_ms", 812.4, {"tier": "quick"}),
+        Metric("hint.trigger_to_audible_ms", 812.4, {"tier": "quick"}),
         Metric("hint.trigger_to_send_ms", 3.0),
-        Metric("hint.create_to_audio_ms", 412.6, {"tier": "full"}),
+        Metric("hint.trigger_to_audible_ms", 412.6, {"tier": "full"}),
+        Metric("hint.trigger_to_server_audio_ms", 200.0, {"tier": "full"}),  # the server's figure is not the headline
         Metric("response.cost_usd", 0.01, {"total_usd": 0.0345}),
     )
-    await wait_until(pilot, lambda: "hint 413 ms" in str(app.status_bar.content))
-    assert "cost $0.0345" in str(app.status_bar.content)
+    await wait_until(pilot, lambda: "hint 413 ms" in app.status_bar.text)  # 80 columns: the short label
+    assert "$0.0345" in app.status_bar.text
+    await pilot.resize_terminal(140, 24)
+    await wait_until(pilot, lambda: "hint → audio 413 ms" in app.status_bar.text)
+    assert "cost $0.0345" in app.status_bar.text
 
 
 # --- notices and the event log --------------------------------------------------------------------------
@@ -320,16 +326,18 @@ async def test_event_log_toggles_and_filters(running: tuple[CoachApp, Pilot[int]
     log = app.event_log
     assert not log.display
     session.push(
-        Notice("warning", "slow"), Metric("hint.create_to_audio_ms", 400.0), Notice("debug", "session updated")
+        Notice("warning", "slow"), Metric("hint.trigger_to_audible_ms", 400.0), Notice("debug", "session updated")
     )
     await pilot.press("l")
-    await wait_until(pilot, lambda: log.display and len(log.visible_lines()) == 3)
+    # The first line says where the coach's voice goes.
+    await wait_until(pilot, lambda: log.display and len(log.visible_lines()) == 4)
     log.query_one("#log-filter").focus()
     await pilot.press(*"metric")
     await wait_until(pilot, lambda: log.filter == "metric")
-    assert [line.split()[1] for line in log.visible_lines()] == ["metric/hint.create_to_audio_ms"]
-    await pilot.press("escape")  # leave the box before using the main keys again
-    app.transcript.focus()
+    assert [line.split(maxsplit=2)[2] for line in log.visible_lines()] == ["hint started speaking after 400 ms"]
+    await pilot.press("escape")  # Esc leaves the box: the main keys work again
+    await wait_until(pilot, lambda: app.focused is app.transcript)
+    assert log.filter == "metric"  # the filter itself stays
     await pilot.press("l")
     await wait_until(pilot, lambda: not log.display)
 
@@ -338,9 +346,10 @@ async def test_info_lines_go_to_the_event_log(running: tuple[CoachApp, Pilot[int
     app, pilot, session = running
     session.view.info("connecting to http://127.0.0.1:8765/v1 (model m)")
     session.push(Notice("debug", "session created"))
-    await wait_until(pilot, lambda: len(app.event_log.entries) == 2)
-    info, debug = app.event_log.entries
-    assert (info.kind, info.text, info.t) == ("session/info", "connecting to http://127.0.0.1:8765/v1 (model m)", None)
+    await wait_until(pilot, lambda: len(app.event_log.entries) == 3)
+    voice, info, debug = app.event_log.entries
+    assert (voice.kind, voice.text) == ("info", "the coach's voice goes to the default output device")
+    assert (info.kind, info.text, info.t) == ("info", "connecting to http://127.0.0.1:8765/v1 (model m)", None)
     assert (debug.kind, debug.t) == ("notice/debug", 0.0)
 
 
@@ -348,7 +357,7 @@ async def test_event_log_is_bounded(running: tuple[CoachApp, Pilot[int], FakeSes
     app, pilot, session = running
     session.push(*(Metric("response.input_tokens", float(n)) for n in range(700)))
     await wait_until(pilot, lambda: len(app.event_log.entries) == 500)
-    assert app.event_log.entries[-1].text == "699"
+    assert app.event_log.entries[-1].text == "response input tokens 699"
 
 
 # --- burst ------------------------------------------------------------------------------------------------
@@ -360,7 +369,7 @@ async def test_a_burst_of_1000_actions_keeps_keys_working(running: tuple[CoachAp
     words: list[str] = []
     for n in range(1000):
         if n % 4 == 3:
-            session.push(Metric("hint.create_to_audio_ms", float(n)))
+            session.push(Metric("hint.trigger_to_audible_ms", float(n)))
         else:
             words.append(f"w{n}")
             session.push(TranscriptChanged(msg("r1", "coach", " ".join(words), tier="full"), final=False))

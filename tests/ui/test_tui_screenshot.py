@@ -50,7 +50,8 @@ async def test_screenshot_of_a_scripted_session(tmp_path: Path) -> None:
             )
         session.push(
             Metric("hint.trigger_to_send_ms", 2.1, {"tier": "quick"}),
-            Metric("hint.create_to_audio_ms", 486.0, {"tier": "quick"}),
+            Metric("hint.trigger_to_server_audio_ms", 301.0, {"tier": "quick", "hint": 1}),
+            Metric("hint.trigger_to_audible_ms", 486.0, {"tier": "quick", "hint": 1}),
             Metric("response.cost_usd", 0.0031, {"total_usd": 0.0074}),
             Notice("info", "interrupted (phrase 'got it')"),
             Metric("hint.interrupt_to_silence_ms", 38.5),
@@ -68,10 +69,15 @@ async def test_screenshot_of_a_scripted_session(tmp_path: Path) -> None:
         "Coach · full guidance: Start with the access pattern",
         "[interrupted]",
         "● connected",
-        "hint 486 ms",
+        "hint → audio 486 ms",
         "cost $0.0074",
-        "metric/hint.interrupt_to_silence_ms",
+        "hint started speaking after 486 ms (quick hint #1)",
+        "server started the hint's audio after 301 ms (quick hint #1)",
+        "silent after the interrupt in 38 ms",
+        "voice → speakers",
         "Quick hint",
+        "? Help",
+        "q Quit",
     ):
         assert needle in text, needle
     if os.environ.get("VOICECOACH_WRITE_DOCS") == "1":

@@ -7,7 +7,10 @@ summary and exits with 0, or with the ``exit_code`` of the :class:`~voicecoach.e
 ended it; no exception from the session ever reaches the screen as a traceback.
 
 Quitting is graceful first: ``q`` sends the QUIT intent (the coach closes the session), a second ``q`` calls
-``session.stop()``, a third cancels the worker, a fourth exits at once.
+``session.stop()``, a third cancels the worker, a fourth exits at once. Ctrl-C is the impatient way: one press
+stops the session (it still saves the transcript and prices what was generated), the app exits as soon as it
+has, and ``run()`` returns 130 with ``quit_by_interrupt`` set, as for a SIGINT in line mode. Every key comes from
+the one key table, :mod:`voicecoach.ui.keys`.
 """
 
 from __future__ import annotations
@@ -19,23 +22,24 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from textual.app import App, ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 from textual.worker import Worker
 
-from ..coach.actions import Intent, Metric, Notice, StatusChanged, TranscriptChanged
+from ..coach.actions import Intent, Metric, Notice, Reconnecting, StatusChanged, TranscriptChanged
 from ..coach.conversation import Message
 from ..coach.settings import CoachSettings
 from ..coach.state import State
 from ..config import Settings
 from ..config_writer import save_coach_settings
 from ..errors import VoicecoachError
+from .keys import textual_bindings, tui_actions
 from .tui_screens import HelpScreen, SettingsScreen
 from .tui_view import Pending, StatusModel, TuiView, log_entries
 from .tui_widgets import EventLog, StatusBar, Transcript
-from .view import View
+from .view import View, VoiceOutput
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +47,13 @@ FLUSH_HZ = 30.0
 LINGER_S = 2.0  # how long the summary stays on screen when the session ends by itself
 ALERTS_PER_BATCH = 3  # toasts per batch; a burst of errors must not bury the screen in notifications
 _LIVE = frozenset({State.LISTENING, State.SPEAKING, State.MUTED})
-_MAIN_SCREEN_ACTIONS = frozenset({"intent", "toggle_log", "settings", "help", "quit"})
+INTERRUPTED_EXIT = 130  # what a shell reports for a SIGINT; Ctrl-C in the UI ends the same way
+# Ctrl-C must work everywhere, dialogs included; the main screen's other keys do nothing under a dialog.
+_MAIN_SCREEN_ACTIONS = tui_actions() - {"interrupt_quit"}
 
 
 class ReportLike(Protocol):
-    """What the app reads from the value ``run()`` returns (``runner.SessionReport`` fits)."""
+    """What the app reads from the value ``run()`` returns (``runner.RunReport`` fits)."""
 
     @property
     def reason(self) -> str: ...
@@ -57,7 +63,7 @@ class ReportLike(Protocol):
 
 
 class SessionControl(Protocol):
-    """The part of :class:`voicecoach.runner.SessionRunner` the UI drives."""
+    """The part of :class:`voicecoach.runner.Runner` the UI drives."""
 
     @property
     def intents(self) -> asyncio.Queue[Intent]: ...
@@ -77,22 +83,22 @@ class CoachApp(App[int]):
     """The terminal UI of one session. ``run()`` returns the exit code (also in ``return_code``).
 
     After exit, ``summary`` holds the last line (summary or error) and ``report`` the session's report (None if
-    it failed), so the caller can print them once the terminal is back to normal.
+    it failed), so the caller can print them once the terminal is back to normal. ``quit_by_interrupt`` is True
+    when Ctrl-C ended it (the exit code is then 130 unless the session itself failed).
+
+    ``voice`` says where the coach's voice goes (default: the output file or device of ``settings``); pass
+    ``VoiceOutput("none")`` when no sound device was found, and the UI says so.
     """
 
     CSS_PATH = "tui.tcss"
     TITLE = "voicecoach"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("h", "intent('quick')", "Quick hint"),
-        Binding("g", "intent('full')", "Guidance"),
-        Binding("i", "intent('interrupt')", "Interrupt"),
-        Binding("space", "intent('interrupt')", "Interrupt", show=False),
-        Binding("m", "intent('mute')", "Mute"),
-        Binding("l", "toggle_log", "Log"),
-        Binding("s", "settings", "Settings"),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("q", "quit", "Quit"),
-    ]
+    # No command palette: it has nothing of ours to offer, and its "^p palette" took the footer's last 13
+    # columns, which pushed Help and Quit off an 80-column screen.
+    ENABLE_COMMAND_PALETTE = False
+    # The screen gets the class -narrow below 90 columns (tui.tcss tightens the footer there).
+    # Why the noqa: Textual declares this `ClassVar[...] | None`, an annotation mypy will not let a subclass repeat.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]  # noqa: RUF012
+    BINDINGS: ClassVar[list[BindingType]] = list(textual_bindings())
 
     def __init__(
         self,
@@ -102,12 +108,15 @@ class CoachApp(App[int]):
         *,
         linger_s: float = LINGER_S,
         flush_hz: float = FLUSH_HZ,
+        voice: VoiceOutput | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.config_path = config_path
         self.view = TuiView()
-        self.status = StatusModel(model=settings.model)
+        self.voice = voice or voice_of(settings)
+        self.status = StatusModel(model=settings.model, voice=self.voice)
+        self.quit_by_interrupt = False
         self.session: SessionControl | None = None
         self.session_running = False
         self.report: ReportLike | None = None
@@ -135,6 +144,9 @@ class CoachApp(App[int]):
         self.event_log.display = False
         self.status_bar.show_status(self.status)
         self.transcript.focus()
+        self.view.info(self.voice.line())
+        if self.voice.kind == "none":
+            self.notify(self.voice.line(), severity="warning", markup=False)
         # Timers and workers started here belong to the app: Textual stops and cancels them when it exits.
         self.set_interval(1 / self.flush_hz, self.apply_pending, name="apply-pending")
         self._worker = self.run_worker(self._run_session(), name="session", exit_on_error=False)
@@ -148,14 +160,16 @@ class CoachApp(App[int]):
             self._finished(f"session failed: {exc}", exc.exit_code, "error")
         except asyncio.CancelledError:
             if self._quit_presses >= 3:  # a forced quit; otherwise Textual is shutting down and we stay quiet
-                self._finished("quit before the session had closed", 1, "warning")
+                code = INTERRUPTED_EXIT if self.quit_by_interrupt else 1
+                self._finished("quit before the session had closed", code, "warning")
             raise
         except Exception as exc:  # a bug below us: keep the screen intact, report it, exit non-zero
             log.debug("session crashed", exc_info=True)
             self._finished(f"session crashed: {type(exc).__name__}: {exc}", 1, "error")
         else:
             self.report = report
-            self._finished(f"session ended: {report.reason} · cost ${report.cost_usd:.4f}", 0, "information")
+            code = INTERRUPTED_EXIT if self.quit_by_interrupt else 0
+            self._finished(f"session ended: {report.reason} · cost ${report.cost_usd:.4f}", code, "information")
 
     def _finished(self, text: str, code: int, severity: SeverityLevel) -> None:
         self.session_running = False
@@ -196,8 +210,10 @@ class CoachApp(App[int]):
                     self.status.on_state(state)
                 case TranscriptChanged(message=message, final=final):
                     updates[(message.role, message.item_id)] = (message, final)
+                case Reconnecting():
+                    self.status.on_reconnecting()
+                    alerts.append(Notice("warning", item.text))
                 case Notice(level=level):
-                    self.status.on_notice(item)
                     if level in ("warning", "error"):
                         alerts.append(item)
                 case Metric():
@@ -208,7 +224,7 @@ class CoachApp(App[int]):
             self.transcript.upsert(updates.values())
         status_after = self.status.render()
         if status_after != status_before:
-            self.status_bar.update(status_after)
+            self.status_bar.show_status(self.status)
         self.event_log.add(log_entries(batch, self._t0))
         for notice in alerts[:ALERTS_PER_BATCH]:
             self.notify(notice.text, severity="error" if notice.level == "error" else "warning", markup=False)
@@ -222,6 +238,9 @@ class CoachApp(App[int]):
         # The main screen's keys do nothing under a dialog (its own keys and inputs come first).
         if action in _MAIN_SCREEN_ACTIONS and isinstance(self.screen, ModalScreen):
             return False
+        if action == "leave_filter":
+            # Esc only means something in the log's filter box; elsewhere it is left to Textual.
+            return isinstance(self.focused, Input) and self.focused.id == "log-filter"
         return True
 
     def action_intent(self, value: str) -> None:
@@ -232,6 +251,9 @@ class CoachApp(App[int]):
 
     async def action_quit(self) -> None:
         """``q`` (and Ctrl+Q): graceful first, more forceful on each further press; exits if nothing runs."""
+        self._quit_step()
+
+    def _quit_step(self) -> None:
         session, worker = self.session, self._worker
         if session is None or worker is None or not self.session_running:
             self._exit_now()
@@ -249,6 +271,32 @@ class CoachApp(App[int]):
             worker.cancel()
         else:
             self._exit_now()
+
+    def action_interrupt_quit(self) -> None:
+        """Ctrl-C: stop the session now (it still saves and prices what it has) and exit once it has ended.
+
+        One press is enough. Later presses escalate like ``q`` (cancel the session, then exit at once), for a
+        session stuck while closing.
+        """
+        self.quit_by_interrupt = True
+        session = self.session
+        if session is None or self._worker is None or not self.session_running:
+            self._result = self._result or INTERRUPTED_EXIT
+            self._exit_now()
+            return
+        if self._quit_presses < 2:
+            self._quit_presses = 2  # as if q had been pressed twice: no QUIT intent, the session is stopped
+            log.debug("ctrl+c: stopping the session")
+            session.stop("Ctrl-C")
+        else:
+            self._quit_step()
+
+    def action_help_quit(self) -> None:
+        # Textual's own Ctrl-C handler shows a "press ctrl+q to quit" toast; here Ctrl-C quits.
+        self.action_interrupt_quit()
+
+    def action_leave_filter(self) -> None:
+        self.transcript.focus()
 
     def action_toggle_log(self) -> None:
         self.event_log.display = not self.event_log.display
@@ -279,3 +327,10 @@ class CoachApp(App[int]):
     def _settings_closed(self, result: CoachSettings | None) -> None:
         if result is not None:
             self.notify(f"settings saved to {self.config_path}", markup=False)
+
+
+def voice_of(settings: Settings) -> VoiceOutput:
+    """Where the voice goes when the caller did not say: the output file, else the chosen (or default) device."""
+    if settings.output_file is not None:
+        return VoiceOutput("file", str(settings.output_file))
+    return VoiceOutput("device", settings.output_device or "")

@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from ..coach.settings import CoachSettings
+from .keys import help_rows
 
 PHRASE_FIELDS = ("quick_phrases", "full_phrases", "interrupt_phrases")
 FORM_FIELDS: dict[str, str] = {
@@ -158,19 +159,9 @@ def help_text(coach: CoachSettings) -> Text:
     def phrases(items: list[str]) -> str:
         return ", ".join(f'"{p}"' for p in items) or "(none)"
 
-    keys = [
-        ("h", "quick hint"),
-        ("g", "full guidance"),
-        ("i / space", "interrupt the coach at once"),
-        ("m", "mute / unmute the microphone (the session stays up)"),
-        ("l", "show / hide the event log (type in its box to filter)"),
-        ("s", "settings: phrases, hint lengths, windows"),
-        ("?", "this help"),
-        ("q", "quit (press again to force)"),
-    ]
     text = Text()
     text.append("Keys\n", "bold")
-    for key, meaning in keys:
+    for key, meaning in help_rows("tui"):
         text.append(f"  {key:<10}", "bold cyan")
         text.append(f"{meaning}\n")
     text.append("\nSay it instead\n", "bold")

@@ -14,12 +14,14 @@ from typing import TypeAlias
 
 from rich.text import Text
 
-from ..coach.actions import Action, Metric, Notice, Send, StatusChanged
+from ..coach.actions import Action, Interrupted, Metric, Notice, Reconnecting, Send, StatusChanged
 from ..coach.conversation import Message
+from ..coach.labels import speaker_label, tier_label
 from ..coach.state import State
+from .metrics import HEADLINE_LATENCY, describe_metric, format_ms
+from .view import VoiceOutput
 
 _LIVE = frozenset({State.LISTENING, State.SPEAKING, State.MUTED})
-TIER_LABELS = {"quick": "quick hint", "full": "full guidance"}
 LEVEL_STYLES = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red"}
 
 
@@ -72,10 +74,11 @@ class StatusModel:
     """What the status bar shows, folded from actions. ``connection`` is the one derived value."""
 
     model: str
+    voice: VoiceOutput | None = None
     state: State = State.DISCONNECTED
     was_live: bool = False
     reconnecting: bool = False
-    hint_latency_ms: float | None = None
+    hint_latency_ms: float | None = None  # the headline: measured at the player (metrics.HEADLINE_LATENCY)
     cost_usd: float | None = None
 
     def on_state(self, state: State) -> None:
@@ -84,13 +87,12 @@ class StatusModel:
             self.reconnecting = False
         self.state = state
 
-    def on_notice(self, notice: Notice) -> None:
-        flag = notice.data.get("reconnecting")
-        if isinstance(flag, bool):
-            self.reconnecting = flag
+    def on_reconnecting(self) -> None:
+        """A :class:`Reconnecting` action: the link is gone and a new one is being opened (cleared when live)."""
+        self.reconnecting = True
 
     def on_metric(self, metric: Metric) -> None:
-        if metric.name == "hint.create_to_audio_ms":
+        if metric.name == HEADLINE_LATENCY:
             self.hint_latency_ms = metric.value
         elif metric.name == "response.cost_usd":
             total = metric.data.get("total_usd")
@@ -121,31 +123,80 @@ class StatusModel:
     def muted(self) -> bool:
         return self.state is State.MUTED
 
-    def render(self) -> Text:
+    def render(self, width: int | None = None) -> Text:
+        """The bar's one line, fitted to ``width`` cells (None: everything at full length).
+
+        Connection, the three indicators and the cost always stay; when the line is too long the model goes
+        first, then the voice's and the latency's labels shrink, then they go too (see :data:`_SHRINK`).
+        """
+        fields = self._fields()
+        line = _join(fields)
+        if width is None:
+            return line
+        for name, short in _SHRINK:
+            if line.cell_len <= width:
+                return line
+            if name in fields:
+                fields[name] = (fields[name][1:] or fields[name]) if short else []
+                line = _join(fields)
+        line.truncate(width)  # narrower than even the essentials: cut at the edge rather than wrap
+        return line
+
+    def _fields(self) -> dict[str, list[Text]]:
+        """Each field as its variants, longest first; the bar shows the first one that fits."""
         colour = {"connected": "green", "reconnecting": "yellow", "connecting": "yellow"}.get(self.connection, "red")
-        text = Text.assemble((" ● ", colour), (self.connection, f"bold {colour}"), " │ ")
+        fields: dict[str, list[Text]] = {
+            "connection": [Text.assemble((" ● ", colour), (self.connection, f"bold {colour}"))],
+        }
         for name, lit, style in (
             ("listening", self.listening, "bold green"),
             ("speaking", self.speaking, "bold magenta"),
             ("muted", self.muted, "bold red"),
         ):
-            text.append(f"◉ {name}" if lit else f"○ {name}", style if lit else "dim")
-            text.append("  ")
-        text.append("│ ")
-        text.append(self.model, "cyan")
-        latency = "—" if self.hint_latency_ms is None else f"{self.hint_latency_ms:.0f} ms"
+            fields[name] = [Text(f"◉ {name}" if lit else f"○ {name}", style if lit else "dim")]
+        latency = "—" if self.hint_latency_ms is None else format_ms(self.hint_latency_ms)
+        fields["latency"] = [Text(f"hint → audio {latency}"), Text(f"hint {latency}")]
+        if self.voice is not None:
+            style = "bold yellow" if self.voice.kind == "none" else ""
+            fields["voice"] = [Text(self.voice.short(), style), Text(self.voice.short(narrow=True), style)]
+        fields["model"] = [Text(self.model, "cyan")]
         cost = "—" if self.cost_usd is None else f"${self.cost_usd:.4f}"
-        text.append(f" │ hint {latency} │ cost {cost}")
-        return text
+        fields["cost"] = [Text(f"cost {cost}"), Text(cost)]
+        return fields
+
+
+# What gives way first when the status bar is too narrow: (field, True = its shorter form / False = drop it).
+# Connection, listening, speaking and muted never go; the cost only loses its word. At 80 columns a live session
+# keeps everything but the model, in short form.
+_SHRINK: tuple[tuple[str, bool], ...] = (
+    ("model", False),
+    ("latency", True),
+    ("voice", True),
+    ("cost", True),
+    ("voice", False),
+    ("latency", False),
+)
+_GROUPS = (("connection",), ("listening", "speaking", "muted"), ("latency", "voice", "model", "cost"))
+
+
+def _join(fields: dict[str, list[Text]]) -> Text:
+    groups = [[fields[n][0] for n in names if fields.get(n)] for names in _GROUPS]
+    line = Text()
+    for n, group in enumerate(g for g in groups if g):
+        if n:
+            line.append(" │ ")
+        line.append_text(Text(" ").join(group) if n == 1 else Text(" │ ").join(group))
+    return line
 
 
 def render_message(message: Message, final: bool) -> Text:
     """One transcript line: a styled speaker label, the text, and markers for unfinished/interrupted."""
+    who = speaker_label(message.role)
     if message.role == "user":
-        label = Text("You", style="bold cyan")
+        label = Text(who, style="bold cyan")
     else:
-        tier = TIER_LABELS.get(message.tier or "")
-        label = Text(f"Coach · {tier}" if tier else "Coach", style="bold magenta")
+        tier = tier_label(message.tier)
+        label = Text(f"{who} · {tier}" if tier else who, style="bold magenta")
     # Plain Text, never markup: a transcript can contain "[" and must not be parsed as styles.
     line = Text.assemble(label, ": ", message.text.strip())
     if message.interrupted:
@@ -157,8 +208,8 @@ def render_message(message: Message, final: bool) -> Text:
 
 @dataclass(frozen=True)
 class LogEntry:
-    """One event-log line. ``kind`` (e.g. ``notice/error``, ``metric/hint.create_to_audio_ms``) is what the
-    filter box matches by substring."""
+    """One event-log line. The filter box matches a substring of ``kind`` (``notice/error``, ``metric``,
+    ``sent``, ``state``, ``info``) or of the text, so "hint" finds every hint metric and "error" every error."""
 
     t: float | None
     kind: str
@@ -166,37 +217,40 @@ class LogEntry:
     style: str = ""
 
     def matches(self, needle: str) -> bool:
-        return needle.casefold() in self.kind.casefold()
+        folded = needle.casefold()
+        return folded in self.kind.casefold() or folded in self.text.casefold()
 
     def render(self) -> Text:
-        when = " " * 9 if self.t is None else f"{self.t:9.3f}"
-        return Text.assemble((f"{when} ", "dim"), (f"{self.kind:<36} ", "bold"), (self.text, self.style))
+        when = " " * 8 if self.t is None else f"{self.t:8.3f}"
+        return Text.assemble((f"{when} ", "dim"), (f"{self.kind:<{KIND_WIDTH}} ", "bold"), (self.text, self.style))
+
+
+KIND_WIDTH = 14  # "notice/warning"; narrow, so that the text keeps most of an 80-column line
 
 
 def log_entries(batch: Iterable[Pending], t0: float | None) -> Iterator[LogEntry]:
     """The event-log lines for a batch: notices (every level), metrics, state changes, events sent, info lines.
 
-    Times are seconds since ``t0`` (the session's first action), or None when either is unknown.
+    Times are seconds since ``t0`` (the session's first action), or None when either is unknown. Metrics are
+    shown as sentences (:func:`~voicecoach.ui.metrics.describe_metric`); their names are for the events file.
     """
     for item, now in batch:
         t = None if now is None or t0 is None else now - t0
         match item:
+            case Interrupted(why=why):
+                yield LogEntry(t, "interrupted", why)
+            case Reconnecting(reason=reason):
+                yield LogEntry(t, "reconnecting", reason, LEVEL_STYLES["warning"])
             case Notice(level=level, text=text, data=data):
                 extra = f" {data}" if data else ""
                 yield LogEntry(t, f"notice/{level}", text + extra, LEVEL_STYLES[level])
-            case Metric(name=name, value=value, data=data):
-                extra = " " + ", ".join(f"{k}={_short(v)}" for k, v in data.items()) if data else ""
-                yield LogEntry(t, f"metric/{name}", f"{value:.6g}{extra}")
+            case Metric():
+                yield LogEntry(t, "metric", describe_metric(item))
             case StatusChanged(state=state, previous=previous):
                 yield LogEntry(t, "state", f"{previous.value} → {state.value}")
             case Send(event=event):
-                yield LogEntry(t, f"sent/{getattr(event, 'type', type(event).__name__)}", "", "dim")
+                yield LogEntry(t, "sent", getattr(event, "type", type(event).__name__), "dim")
             case Info(text=text):
-                yield LogEntry(t, "session/info", text)
+                yield LogEntry(t, "info", text)
             case _:
                 pass
-
-
-def _short(value: object) -> str:
-    # Sums of float costs print as 0.0036639999999999997; six significant digits are plenty in a log line.
-    return f"{value:.6g}" if isinstance(value, float) else str(value)

@@ -23,10 +23,27 @@ EVENT_LOG_MAX_LINES = 500
 
 
 class StatusBar(Static):
-    """One line: connection, listening/speaking/muted indicators, model, last hint latency, cost."""
+    """One line: connection, listening/speaking/muted indicators, hint latency, where the voice goes, model, cost.
+
+    Rendered to the bar's width, so a narrow terminal drops the least needed fields instead of the cost.
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, markup=False)
+        self._status: StatusModel | None = None
 
     def show_status(self, status: StatusModel) -> None:
-        self.update(status.render())
+        self._status = status
+        self.update(status.render(self.size.width or None))
+
+    def on_resize(self) -> None:
+        if self._status is not None:
+            self.show_status(self._status)
+
+    @property
+    def text(self) -> str:
+        """The bar's plain text as it is shown now."""
+        return str(self.content)
 
 
 @dataclass
