@@ -23,6 +23,7 @@ from benchlib.serverproc import ServerProcess
 from benchlib.stats import proc_cpu_seconds
 from voicecoach.audio.files import read_wav, wav_header
 from voicecoach.audio.frames import WIRE_RATE, envelope, silence
+from voicecoach.cli import SIGNAL_EXIT
 
 LINES = (
     "Thanks for joining, everyone. Let's look at the plan for the next quarter.",
@@ -94,7 +95,7 @@ async def _measure(tmp: Path, window: float) -> dict[str, Any]:
             client0, server0, t0 = startup_cpu, proc_cpu_seconds(server.pid), time.monotonic()
             await asyncio.sleep(window)  # the measurement window itself: the client runs on its own meanwhile
             client1, server1, t1 = proc_cpu_seconds(proc.pid), proc_cpu_seconds(server.pid), time.monotonic()
-            proc.send_signal(signal.SIGTERM)  # what Ctrl-C or a service manager does: a clean stop, exit 0
+            proc.send_signal(signal.SIGTERM)  # what a service manager does: a clean stop, exit 130 (README)
             async with asyncio.timeout(15):
                 await proc.wait()
                 await asyncio.gather(*readers)
@@ -105,7 +106,7 @@ async def _measure(tmp: Path, window: float) -> dict[str, Any]:
             for task in readers:
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
-    if proc.returncode != 0:
+    if proc.returncode != SIGNAL_EXIT:
         raise RuntimeError(f"the client exited with {proc.returncode}: {b''.join(errors).decode()[-800:]}")
     elapsed = t1 - t0
     share = (client1 - client0) / elapsed

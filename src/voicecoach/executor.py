@@ -38,6 +38,7 @@ from .events_log import EventsLog
 from .journal import Journal
 from .link import Link
 from .protocol import client_events as ce
+from .protocol.server_events import MalformedEvent, ServerEvent, decode_message, parse_server_dict
 from .ui.view import View
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,23 @@ class Executor:
         if kept:
             self.report.transcript.append(f"{speaker_label(m.role)}: {text}")
 
+    def received(self, raw: str | bytes, now: float) -> ServerEvent:
+        """Parse one server message and log it; bad input becomes data (a MalformedEvent), never an exception."""
+        data = decode_message(raw)
+        if isinstance(data, MalformedEvent):
+            event: ServerEvent = data
+            record: dict[str, Any] = {"type": "voicecoach.malformed", "reason": data.reason, "raw": data.raw}
+        else:
+            event, record = parse_server_dict(data), data
+        if self.events is not None:
+            self.events.write("received", record, now)
+        return event
+
+    def sent(self, wire: dict[str, Any]) -> None:
+        """An event went out on a link by another way than :meth:`send` (a link's first ``session.update``)."""
+        if self.events is not None:
+            self.events.write("sent", wire, self.clock())
+
     def send(self, event: ce.ClientEvent) -> None:
         link = self.link
         if link is None:
@@ -158,8 +176,7 @@ class Executor:
         except TransportError as exc:
             self.view.show(Notice("error", str(exc)), self.clock())
             return
-        if self.events is not None:
-            self.events.write("sent", wire, self.clock())
+        self.sent(wire)
 
     def _log_local(self, record: dict[str, Any]) -> None:
         if self.events is not None:

@@ -4,7 +4,7 @@ Lifecycle of :meth:`Runner.run`::
 
     journal, intents task, deadline task                         (for the whole run)
     loop:
-        Link.open: credentials → transport → session.update        (backoff on a retryable failure)
+        Connector.open: credentials → transport → session.update   (backoff on a retryable failure)
         link.serve: server events → coach, remote audio → player   (until lost, renewed or stopped)
         link.close
     close everything (always, in reverse order)
@@ -26,7 +26,6 @@ from functools import partial
 from typing import Any, TypeVar
 
 import aiohttp
-from pydantic import SecretStr
 
 from .audio.base import EndingSource, FrameSink, FrameSource
 from .audio.tracks import Player
@@ -35,17 +34,14 @@ from .coach.coach import Coach
 from .coach.settings import CoachSettings
 from .coach.timing import TimingSettings
 from .config import Settings
+from .connector import Connector, Credential
 from .errors import ConnectError
 from .events_log import EventsLog
 from .executor import Executor, RunReport
 from .journal import Journal
 from .link import Link
-from .protocol import client_events as ce
-from .protocol.server_events import MalformedEvent, ServerEvent, decode_message, parse_server_dict
-from .session_config import build_session
 from .store import SessionStore
 from .transport.base import TransportFactory
-from .transport.choice import credential, key_source_for, transport_factory
 from .transport.ice import pin_host_addresses
 from .ui.view import View
 
@@ -69,7 +65,7 @@ class Runner:
         store: SessionStore | None = None,
         clock: Callable[[], float] = time.monotonic,
         factory: TransportFactory | None = None,
-        credential: Callable[[], Awaitable[SecretStr]] | None = None,
+        credential: Credential | None = None,
     ) -> None:
         self.settings = settings
         self.view = view
@@ -84,8 +80,7 @@ class Runner:
         self.report = RunReport()
         self._source = source
         self._sink = sink
-        self._factory = factory  # None: from the settings (tests pass an in-memory one)
-        self._credential = credential
+        self._connect = (factory, credential)  # None, None: from the settings (tests pass in-memory ones)
         self._t0 = clock()
         self._stop = asyncio.Event()
         self._stop_reason = ""
@@ -96,14 +91,9 @@ class Runner:
         self._events = EventsLog(settings.events_file, self._t0) if settings.events_file else None
         self.journal = Journal(store, {"model": settings.model, "base_url": settings.base_url})
         self.executor = Executor(
-            view=view,
-            player=self.player,
-            journal=self.journal,
-            events=self._events,
-            report=self.report,
-            control=self,
-            clock=clock,
-        )
+            view=view, player=self.player, journal=self.journal, events=self._events, report=self.report,
+            control=self, clock=clock,
+        )  # fmt: skip
 
     # --- public -----------------------------------------------------------------------------------------
 
@@ -134,15 +124,7 @@ class Runner:
 
         Public so that benchmarks and tests can drive exactly the path a received message takes.
         """
-        data = decode_message(raw)
-        if isinstance(data, MalformedEvent):
-            event: ServerEvent = data
-            record = {"type": "voicecoach.malformed", "reason": data.reason, "raw": data.raw}
-        else:
-            event, record = parse_server_dict(data), data
-        if self._events is not None:
-            self._events.write("received", record, now)
-        actions = self.coach.handle(event, now)
+        actions = self.coach.handle(self.executor.received(raw, now), now)
         self.execute(actions)
         return actions
 
@@ -156,8 +138,10 @@ class Runner:
         try:
             if self.settings.ice_hosts:  # pinning is process-wide: never undo another part's pin
                 pin_host_addresses(self.settings.ice_hosts)
-            # Unusable credentials (no key, a token URL without its secret) fail here: nothing sent, nothing saved.
-            keys = None if self._credential is not None else key_source_for(self.settings)
+            factory, key = self._connect
+            connector = Connector(
+                self.settings, on_sent=self.executor.sent, on_retry=self._retrying, factory=factory, credential=key
+            )  # unusable credentials fail here, before anything is sent or saved
             # Keys and deadlines live for the whole run, not per link: quit and --duration work while
             # (re)connecting, and a hint asked for then goes out as soon as the session is ready. Owned here
             # (not a TaskGroup) so that a ConnectError reaches the caller as itself, not in an ExceptionGroup.
@@ -168,9 +152,7 @@ class Runner:
             ]
             try:
                 async with aiohttp.ClientSession() as http:
-                    if keys is not None:
-                        self._credential = partial(credential, http, self.settings, keys, self._retrying)
-                    await self._links(http)
+                    await self._links(partial(connector.open, http, self._source))
             finally:
                 for task in helpers:
                     task.cancel()
@@ -183,14 +165,14 @@ class Runner:
 
     # --- links ------------------------------------------------------------------------------------------
 
-    async def _links(self, http: aiohttp.ClientSession) -> None:
+    async def _links(self, connect: Callable[[], Awaitable[Link]]) -> None:
         failures = 0
         while not self._stop.is_set():
             self.execute(self.coach.connect(self.clock()))
             if self.report.links == 0:
                 self.view.info(f"connecting to {self.settings.base_url} (model {self.settings.model})")
             try:
-                link = await self._until_stopped(self._open(http))
+                link = await self._until_stopped(self._open(connect))
             except ConnectError as exc:
                 if self.report.links == 0 or not exc.retryable or failures >= len(RECONNECT_DELAYS_S):
                     raise
@@ -214,20 +196,8 @@ class Runner:
             self.execute([Reconnecting(reason)])
         self.report.reason = self._stop_reason
 
-    async def _open(self, http: aiohttp.ClientSession) -> Link:
-        s = self.settings
-        factory = self._factory or transport_factory(http, s)
-        assert self._credential is not None, "run() sets it before the first link"
-        update = ce.SessionUpdate(session=build_session(s)).to_wire()
-        link = await Link.open(
-            credential=self._credential,
-            factory=factory,
-            source=self._source,
-            session_update=update,
-            timeout_s=s.connect_timeout,
-        )
-        if self._events is not None:
-            self._events.write("sent", update, self.clock())
+    async def _open(self, connect: Callable[[], Awaitable[Link]]) -> Link:
+        link = await connect()
         link.uplink.muted = self.executor.muted
         self.report.links += 1
         self.report.connect_ms = link.timings
