@@ -74,7 +74,7 @@ async def run_with_keys(
 
 
 class Runs:
-    """Makes the runner of a session for whichever UI asks (``make_session``), and can stop all it made.
+    """Makes the runner of a session for whichever UI asks (``make_run``), and can stop all it made.
 
     The UI creates the session with its own view, so a signal handler cannot hold the runner up front; it
     holds this instead.

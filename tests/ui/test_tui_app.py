@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from tui_fakes import FakeSession, SessionFactory, msg, wait_until
+from tui_fakes import FakeRun, SessionFactory, msg, wait_until
 
 from voicecoach.coach.actions import Intent, Metric, Notice, Reconnecting, StatusChanged, TranscriptChanged
 from voicecoach.coach.state import State
@@ -23,13 +23,13 @@ def make_app(tmp_path: Path, factory: SessionFactory, **kwargs: float) -> CoachA
     return CoachApp(Settings(model="gpt-test-model"), factory, tmp_path / "config.toml", **kwargs)
 
 
-async def started(pilot: Pilot[int], factory: SessionFactory) -> FakeSession:
-    await wait_until(pilot, lambda: factory.session is not None)
-    assert factory.session is not None
-    return factory.session
+async def started(pilot: Pilot[int], factory: SessionFactory) -> FakeRun:
+    await wait_until(pilot, lambda: factory.run is not None)
+    assert factory.run is not None
+    return factory.run
 
 
-def go_live(session: FakeSession) -> None:
+def go_live(session: FakeRun) -> None:
     session.push(StatusChanged(S.CONNECTING, S.DISCONNECTED), StatusChanged(S.LISTENING, S.CONNECTING))
 
 
@@ -39,7 +39,7 @@ def factory() -> SessionFactory:
 
 
 @pytest.fixture
-async def running(tmp_path: Path, factory: SessionFactory) -> AsyncIterator[tuple[CoachApp, Pilot[int], FakeSession]]:
+async def running(tmp_path: Path, factory: SessionFactory) -> AsyncIterator[tuple[CoachApp, Pilot[int], FakeRun]]:
     app = make_app(tmp_path, factory, linger_s=0)
     async with app.run_test() as pilot:
         session = await started(pilot, factory)
@@ -125,7 +125,7 @@ async def test_q_escalates_to_cancelling_a_stuck_session(tmp_path: Path) -> None
         await wait_until(pilot, lambda: app.status.connection == "connected")
         await pilot.press("q", "q")
         await wait_until(pilot, lambda: session.stop_reasons == ["quit"])
-        assert app.is_running and app.session_running  # run() ignored the stop
+        assert app.is_running and app.run_active  # run() ignored the stop
         await pilot.press("q")  # third: cancel the worker
         await wait_until(pilot, lambda: app.return_code is not None)
     assert app.return_code == 1
@@ -159,7 +159,7 @@ async def test_a_crash_in_the_session_exits_1_without_a_traceback(tmp_path: Path
 
 
 async def test_a_failing_make_session_is_reported_too(tmp_path: Path) -> None:
-    def make(view: object) -> FakeSession:
+    def make(view: object) -> FakeRun:
         raise SessionError("cannot start")
 
     app = CoachApp(Settings(), make, tmp_path / "c.toml", linger_s=0)
@@ -173,7 +173,7 @@ async def test_a_failing_make_session_is_reported_too(tmp_path: Path) -> None:
 
 
 async def test_transcript_lines_appear_update_in_place_and_mark_tiers(
-    running: tuple[CoachApp, Pilot[int], FakeSession],
+    running: tuple[CoachApp, Pilot[int], FakeRun],
 ) -> None:
     app, pilot, session = running
     session.push(TranscriptChanged(msg("u1", "user", "so what is"), final=False))
@@ -199,7 +199,7 @@ async def test_transcript_lines_appear_update_in_place_and_mark_tiers(
     assert len(app.transcript.lines()) == 4
 
 
-async def test_long_messages_wrap_and_rewrap_on_resize(running: tuple[CoachApp, Pilot[int], FakeSession]) -> None:
+async def test_long_messages_wrap_and_rewrap_on_resize(running: tuple[CoachApp, Pilot[int], FakeRun]) -> None:
     app, pilot, session = running
     t = app.transcript
     words = " ".join(f"word{n}" for n in range(60))  # about 420 characters
@@ -213,7 +213,7 @@ async def test_long_messages_wrap_and_rewrap_on_resize(running: tuple[CoachApp, 
     assert t.text_of("u1") == f"You: {words}"
 
 
-async def test_transcript_keeps_at_most_max_messages(running: tuple[CoachApp, Pilot[int], FakeSession]) -> None:
+async def test_transcript_keeps_at_most_max_messages(running: tuple[CoachApp, Pilot[int], FakeRun]) -> None:
     app, pilot, session = running
     app.transcript.max_messages = 5
     for n in range(8):
@@ -223,7 +223,7 @@ async def test_transcript_keeps_at_most_max_messages(running: tuple[CoachApp, Pi
 
 
 async def test_transcript_autoscroll_pauses_when_scrolled_up_and_resumes_at_the_bottom(
-    running: tuple[CoachApp, Pilot[int], FakeSession],
+    running: tuple[CoachApp, Pilot[int], FakeRun],
 ) -> None:
     app, pilot, session = running
     t = app.transcript
@@ -256,7 +256,7 @@ async def test_transcript_autoscroll_pauses_when_scrolled_up_and_resumes_at_the_
 # --- status bar -----------------------------------------------------------------------------------------
 
 
-async def test_indicators_follow_status_changes(running: tuple[CoachApp, Pilot[int], FakeSession]) -> None:
+async def test_indicators_follow_status_changes(running: tuple[CoachApp, Pilot[int], FakeRun]) -> None:
     app, pilot, session = running
 
     def bar() -> str:
@@ -287,7 +287,7 @@ async def test_indicators_follow_status_changes(running: tuple[CoachApp, Pilot[i
     await wait_until(pilot, lambda: "● reconnecting" in bar())
 
 
-async def test_status_shows_last_hint_latency_and_cost(running: tuple[CoachApp, Pilot[int], FakeSession]) -> None:
+async def test_status_shows_last_hint_latency_and_cost(running: tuple[CoachApp, Pilot[int], FakeRun]) -> None:
     app, pilot, session = running
     session.push(
         Metric("hint.trigger_to_audible_ms", 812.4, {"tier": "quick"}),
@@ -321,7 +321,7 @@ async def test_error_notice_shows_a_notification_and_a_log_line(tmp_path: Path, 
         assert "notice/error" in kinds and "notice/info" in kinds
 
 
-async def test_event_log_toggles_and_filters(running: tuple[CoachApp, Pilot[int], FakeSession]) -> None:
+async def test_event_log_toggles_and_filters(running: tuple[CoachApp, Pilot[int], FakeRun]) -> None:
     app, pilot, session = running
     log = app.event_log
     assert not log.display
@@ -342,7 +342,7 @@ async def test_event_log_toggles_and_filters(running: tuple[CoachApp, Pilot[int]
     await wait_until(pilot, lambda: not log.display)
 
 
-async def test_info_lines_go_to_the_event_log(running: tuple[CoachApp, Pilot[int], FakeSession]) -> None:
+async def test_info_lines_go_to_the_event_log(running: tuple[CoachApp, Pilot[int], FakeRun]) -> None:
     app, pilot, session = running
     session.view.info("connecting to http://127.0.0.1:8765/v1 (model m)")
     session.push(Notice("debug", "session created"))
@@ -353,7 +353,7 @@ async def test_info_lines_go_to_the_event_log(running: tuple[CoachApp, Pilot[int
     assert (debug.kind, debug.t) == ("notice/debug", 0.0)
 
 
-async def test_event_log_is_bounded(running: tuple[CoachApp, Pilot[int], FakeSession]) -> None:
+async def test_event_log_is_bounded(running: tuple[CoachApp, Pilot[int], FakeRun]) -> None:
     app, pilot, session = running
     session.push(*(Metric("response.input_tokens", float(n)) for n in range(700)))
     await wait_until(pilot, lambda: len(app.event_log.entries) == 500)
@@ -363,7 +363,7 @@ async def test_event_log_is_bounded(running: tuple[CoachApp, Pilot[int], FakeSes
 # --- burst ------------------------------------------------------------------------------------------------
 
 
-async def test_a_burst_of_1000_actions_keeps_keys_working(running: tuple[CoachApp, Pilot[int], FakeSession]) -> None:
+async def test_a_burst_of_1000_actions_keeps_keys_working(running: tuple[CoachApp, Pilot[int], FakeRun]) -> None:
     app, pilot, session = running
     go_live(session)
     words: list[str] = []

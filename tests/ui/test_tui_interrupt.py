@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
-from tui_fakes import FakeSession, SessionFactory, wait_until
+from tui_fakes import FakeRun, SessionFactory, wait_until
 
 from voicecoach.coach.actions import StatusChanged
 from voicecoach.coach.state import State
@@ -23,9 +23,9 @@ def make_app(tmp_path: Path, factory: SessionFactory) -> CoachApp:
     return CoachApp(Settings(model="gpt-test-model"), factory, tmp_path / "config.toml", linger_s=60)
 
 
-async def live(pilot: Pilot[int], app: CoachApp, factory: SessionFactory) -> FakeSession:
-    await wait_until(pilot, lambda: factory.session is not None)
-    session = factory.session
+async def live(pilot: Pilot[int], app: CoachApp, factory: SessionFactory) -> FakeRun:
+    await wait_until(pilot, lambda: factory.run is not None)
+    session = factory.run
     assert session is not None
     session.push(StatusChanged(S.CONNECTING, S.DISCONNECTED), StatusChanged(S.LISTENING, S.CONNECTING))
     await wait_until(pilot, lambda: app.status.connection == "connected")
@@ -68,7 +68,7 @@ async def test_ctrl_c_again_cancels_a_session_stuck_while_closing(tmp_path: Path
         session = await live(pilot, app, factory)
         await pilot.press("ctrl+c")
         await wait_until(pilot, lambda: session.stop_reasons == ["Ctrl-C"])
-        assert app.is_running and app.session_running  # run() ignored the stop
+        assert app.is_running and app.run_active  # run() ignored the stop
         await pilot.press("ctrl+c")
         await wait_until(pilot, lambda: app.return_code is not None)
     assert app.return_code == 130

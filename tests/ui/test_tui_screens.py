@@ -49,8 +49,8 @@ async def test_settings_edit_applies_and_persists_keeping_other_keys(tmp_path: P
     factory = SessionFactory()
     app = CoachApp(Settings(), factory, config, linger_s=0)
     async with app.run_test(size=(110, 30)) as pilot:
-        await wait_until(pilot, lambda: factory.session is not None and app.session_running)
-        session = factory.session
+        await wait_until(pilot, lambda: factory.run is not None and app.run_active)
+        session = factory.run
         assert session is not None
         await pilot.press("s")
         await wait_until(pilot, lambda: isinstance(app.screen, SettingsScreen))
@@ -96,7 +96,7 @@ async def test_invalid_value_and_rejected_phrases_show_inline_and_change_nothing
     factory = SessionFactory(lambda s: setattr(s, "reject_settings", "quick phrase 'x' is also a full phrase\nmore"))
     app = CoachApp(Settings(), factory, config, linger_s=0)
     async with app.run_test(size=(110, 30)) as pilot:
-        await wait_until(pilot, lambda: app.session_running)
+        await wait_until(pilot, lambda: app.run_active)
         await pilot.press("s")
         await wait_until(pilot, lambda: isinstance(app.screen, SettingsScreen))
         screen = app.screen
@@ -115,7 +115,7 @@ async def test_invalid_value_and_rejected_phrases_show_inline_and_change_nothing
 
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, SettingsScreen))
-    assert factory.session is not None and factory.session.applied == []
+    assert factory.run is not None and factory.run.applied == []
     assert not config.exists()
     assert app.settings.coach == CoachSettings()
 
@@ -126,7 +126,7 @@ async def test_unsavable_config_is_reported_after_applying(tmp_path: Path) -> No
     factory = SessionFactory()
     app = CoachApp(Settings(), factory, blocker / "config.toml", linger_s=0)
     async with app.run_test(size=(110, 30)) as pilot:
-        await wait_until(pilot, lambda: app.session_running)
+        await wait_until(pilot, lambda: app.run_active)
         await pilot.press("s")
         await wait_until(pilot, lambda: isinstance(app.screen, SettingsScreen))
         screen = app.screen
@@ -134,7 +134,7 @@ async def test_unsavable_config_is_reported_after_applying(tmp_path: Path) -> No
         screen.query_one("#field-quick_window", Input).value = "5"
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: screen.error.startswith("applied to this session, but not saved: config file"))
-    assert factory.session is not None and [s.quick_window for s in factory.session.applied] == [5]
+    assert factory.run is not None and [s.quick_window for s in factory.run.applied] == [5]
 
 
 async def test_help_lists_keys_phrases_and_tiers(tmp_path: Path) -> None:
@@ -142,13 +142,13 @@ async def test_help_lists_keys_phrases_and_tiers(tmp_path: Path) -> None:
     settings = Settings(coach=CoachSettings(quick_phrases=["psst"], quick_window=4))
     app = CoachApp(settings, factory, tmp_path / "c.toml", linger_s=0)
     async with app.run_test(size=(110, 34)) as pilot:
-        await wait_until(pilot, lambda: app.session_running)
+        await wait_until(pilot, lambda: app.run_active)
         await pilot.press("question_mark")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = str(app.screen.query_one("#help-text").render())
         for needle in ('"psst"', '"give me guidance"', '"thanks, got it"', "last 4 messages", "i / space", "mute"):
             assert needle in text
         await pilot.press("m")  # main-screen keys are off under a dialog
-        assert factory.session is not None and factory.session.intents.empty()
+        assert factory.run is not None and factory.run.intents.empty()
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen))

@@ -29,8 +29,8 @@ async def test_screenshot_of_a_scripted_session(tmp_path: Path) -> None:
     factory = SessionFactory()
     app = CoachApp(Settings(model="gpt-realtime-1.5"), factory, tmp_path / "config.toml", linger_s=0)
     async with app.run_test(size=(110, 32)) as pilot:
-        await wait_until(pilot, lambda: factory.session is not None)
-        session = factory.session
+        await wait_until(pilot, lambda: factory.run is not None)
+        session = factory.run
         assert session is not None
         session.view.info("connecting to https://api.openai.com/v1 (model gpt-realtime-1.5)")
         session.push(StatusChanged(S.CONNECTING, S.DISCONNECTED), StatusChanged(S.LISTENING, S.CONNECTING))

@@ -25,8 +25,8 @@ async def screenshot(tmp_path: Path, size: tuple[int, int], state: State) -> tup
     settings = Settings(model="gpt-realtime-1.5")
     app = CoachApp(settings, factory, tmp_path / "config.toml", linger_s=0, voice=VoiceOutput("none"))
     async with app.run_test(size=size, notifications=True) as pilot:
-        await wait_until(pilot, lambda: factory.session is not None)
-        session = factory.session
+        await wait_until(pilot, lambda: factory.run is not None)
+        session = factory.run
         assert session is not None
         session.push(StatusChanged(S.CONNECTING, S.DISCONNECTED), StatusChanged(S.LISTENING, S.CONNECTING))
         if state is not S.LISTENING:

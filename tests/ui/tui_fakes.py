@@ -23,7 +23,7 @@ class FakeReport:
     cost_usd: float = 0.0123
 
 
-class FakeSession:
+class FakeRun:
     def __init__(self, view: View) -> None:
         self.view = view
         self.intents: asyncio.Queue[Intent] = asyncio.Queue()
@@ -61,17 +61,17 @@ class FakeSession:
 
 
 class SessionFactory:
-    """``make_session`` for CoachApp; keeps the session it made so the test can drive it."""
+    """``make_run`` for CoachApp; keeps the session it made so the test can drive it."""
 
-    def __init__(self, configure: Callable[[FakeSession], None] | None = None) -> None:
-        self.session: FakeSession | None = None
+    def __init__(self, configure: Callable[[FakeRun], None] | None = None) -> None:
+        self.run: FakeRun | None = None
         self.configure = configure
 
-    def __call__(self, view: View) -> FakeSession:
-        self.session = FakeSession(view)
+    def __call__(self, view: View) -> FakeRun:
+        self.run = FakeRun(view)
         if self.configure is not None:
-            self.configure(self.session)
-        return self.session
+            self.configure(self.run)
+        return self.run
 
 
 def msg(

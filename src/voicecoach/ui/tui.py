@@ -1,14 +1,14 @@
 """The full-screen terminal UI (Textual): status bar, live transcript, event log, settings and help.
 
-:class:`CoachApp` owns one session. On mount it builds the session with its own :class:`TuiView` and runs
-``session.run()`` in a Textual worker (owned by the app, cancelled by Textual if the app goes away). Keys become
-:class:`~voicecoach.coach.actions.Intent` values on ``session.intents``. When the session ends the app shows a
-summary and exits with 0, or with the ``exit_code`` of the :class:`~voicecoach.errors.VoicecoachError` that
-ended it; no exception from the session ever reaches the screen as a traceback.
+:class:`CoachApp` owns one run. On mount it builds the runner with its own :class:`TuiView` and runs
+``run_handle.run()`` in a Textual worker (owned by the app, cancelled by Textual if the app goes away). Keys
+become :class:`~voicecoach.coach.actions.Intent` values on ``run_handle.intents``. When the run ends the app shows
+a summary and exits with 0, or with the ``exit_code`` of the :class:`~voicecoach.errors.VoicecoachError` that
+ended it; no exception from the run ever reaches the screen as a traceback.
 
 Quitting is graceful first: ``q`` sends the QUIT intent (the coach closes the session), a second ``q`` calls
-``session.stop()``, a third cancels the worker, a fourth exits at once. Ctrl-C is the impatient way: one press
-stops the session (it still saves the transcript and prices what was generated), the app exits as soon as it
+``run_handle.stop()``, a third cancels the worker, a fourth exits at once. Ctrl-C is the impatient way: one press
+stops the run (it still saves the transcript and prices what was generated), the app exits as soon as it
 has, and ``run()`` returns 130 with ``quit_by_interrupt`` set, as for a SIGINT in line mode. Every key comes from
 the one key table, :mod:`voicecoach.ui.keys`.
 """
@@ -62,7 +62,7 @@ class ReportLike(Protocol):
     def cost_usd(self) -> float: ...
 
 
-class SessionControl(Protocol):
+class RunControl(Protocol):
     """The part of :class:`voicecoach.runner.Runner` the UI drives."""
 
     @property
@@ -76,15 +76,15 @@ class SessionControl(Protocol):
         """Use new coach settings at once. Raises ValueError for unusable phrases."""
 
 
-MakeSession = Callable[[View], SessionControl]
+MakeRun = Callable[[View], RunControl]
 
 
 class CoachApp(App[int]):
-    """The terminal UI of one session. ``run()`` returns the exit code (also in ``return_code``).
+    """The terminal UI of one run. ``run()`` returns the exit code (also in ``return_code``).
 
-    After exit, ``summary`` holds the last line (summary or error) and ``report`` the session's report (None if
+    After exit, ``summary`` holds the last line (summary or error) and ``report`` the run's report (None if
     it failed), so the caller can print them once the terminal is back to normal. ``quit_by_interrupt`` is True
-    when Ctrl-C ended it (the exit code is then 130 unless the session itself failed).
+    when Ctrl-C ended it (the exit code is then 130 unless the run itself failed).
 
     ``voice`` says where the coach's voice goes (default: the output file or device of ``settings``); pass
     ``VoiceOutput("none")`` when no sound device was found, and the UI says so.
@@ -103,7 +103,7 @@ class CoachApp(App[int]):
     def __init__(
         self,
         settings: Settings,
-        make_session: MakeSession,
+        make_run: MakeRun,
         config_path: Path,
         *,
         linger_s: float = LINGER_S,
@@ -117,13 +117,13 @@ class CoachApp(App[int]):
         self.voice = voice or voice_of(settings)
         self.status = StatusModel(model=settings.model, voice=self.voice)
         self.quit_by_interrupt = False
-        self.session: SessionControl | None = None
-        self.session_running = False
+        self.run_handle: RunControl | None = None
+        self.run_active = False
         self.report: ReportLike | None = None
         self.summary: str | None = None
         self.linger_s = linger_s
         self.flush_hz = flush_hz
-        self._make_session = make_session
+        self._make_run = make_run
         self._worker: Worker[None] | None = None
         self._quit_presses = 0
         self._result = 0
@@ -149,13 +149,13 @@ class CoachApp(App[int]):
             self.notify(self.voice.line(), severity="warning", markup=False)
         # Timers and workers started here belong to the app: Textual stops and cancels them when it exits.
         self.set_interval(1 / self.flush_hz, self.apply_pending, name="apply-pending")
-        self._worker = self.run_worker(self._run_session(), name="session", exit_on_error=False)
+        self._worker = self.run_worker(self._run_coach(), name="session", exit_on_error=False)
 
-    async def _run_session(self) -> None:
+    async def _run_coach(self) -> None:
         try:
-            self.session = self._make_session(self.view)
-            self.session_running = True
-            report = await self.session.run()
+            self.run_handle = self._make_run(self.view)
+            self.run_active = True
+            report = await self.run_handle.run()
         except VoicecoachError as exc:
             self._finished(f"session failed: {exc}", exc.exit_code, "error")
         except asyncio.CancelledError:
@@ -172,7 +172,7 @@ class CoachApp(App[int]):
             self._finished(f"session ended: {report.reason} · cost ${report.cost_usd:.4f}", code, "information")
 
     def _finished(self, text: str, code: int, severity: SeverityLevel) -> None:
-        self.session_running = False
+        self.run_active = False
         self.apply_pending()  # the last actions of the session must be on screen with the summary
         self.summary = text
         self._result = code
@@ -244,50 +244,50 @@ class CoachApp(App[int]):
         return True
 
     def action_intent(self, value: str) -> None:
-        if self.session is None or not self.session_running:
+        if self.run_handle is None or not self.run_active:
             self.notify("the session is not running", severity="warning")
             return
-        self.session.intents.put_nowait(Intent(value))
+        self.run_handle.intents.put_nowait(Intent(value))
 
     async def action_quit(self) -> None:
         """``q`` (and Ctrl+Q): graceful first, more forceful on each further press; exits if nothing runs."""
         self._quit_step()
 
     def _quit_step(self) -> None:
-        session, worker = self.session, self._worker
-        if session is None or worker is None or not self.session_running:
+        handle, worker = self.run_handle, self._worker
+        if handle is None or worker is None or not self.run_active:
             self._exit_now()
             return
         self._quit_presses += 1
         log.debug("quit pressed (%d)", self._quit_presses)
         if self._quit_presses == 1:
-            session.intents.put_nowait(Intent.QUIT)
+            handle.intents.put_nowait(Intent.QUIT)
             if self.status.state not in _LIVE:
                 # The runner only reads intents once connected; while connecting, stop is the way out.
-                session.stop("quit")
+                handle.stop("quit")
         elif self._quit_presses == 2:
-            session.stop("quit")
+            handle.stop("quit")
         elif self._quit_presses == 3:
             worker.cancel()
         else:
             self._exit_now()
 
     def action_interrupt_quit(self) -> None:
-        """Ctrl-C: stop the session now (it still saves and prices what it has) and exit once it has ended.
+        """Ctrl-C: stop the run now (it still saves and prices what it has) and exit once it has ended.
 
-        One press is enough. Later presses escalate like ``q`` (cancel the session, then exit at once), for a
-        session stuck while closing.
+        One press is enough. Later presses escalate like ``q`` (cancel the run, then exit at once), for a
+        run stuck while closing.
         """
         self.quit_by_interrupt = True
-        session = self.session
-        if session is None or self._worker is None or not self.session_running:
+        handle = self.run_handle
+        if handle is None or self._worker is None or not self.run_active:
             self._result = self._result or INTERRUPTED_EXIT
             self._exit_now()
             return
         if self._quit_presses < 2:
-            self._quit_presses = 2  # as if q had been pressed twice: no QUIT intent, the session is stopped
-            log.debug("ctrl+c: stopping the session")
-            session.stop("Ctrl-C")
+            self._quit_presses = 2  # as if q had been pressed twice: no QUIT intent, the run is stopped
+            log.debug("ctrl+c: stopping the run")
+            handle.stop("Ctrl-C")
         else:
             self._quit_step()
 
@@ -312,9 +312,9 @@ class CoachApp(App[int]):
 
     def _save_settings(self, new: CoachSettings) -> str | None:
         """Apply to the running session, then persist. Returns an error line, or None when both worked."""
-        if self.session is not None and self.session_running:
+        if self.run_handle is not None and self.run_active:
             try:
-                self.session.apply_coach_settings(new)
+                self.run_handle.apply_coach_settings(new)
             except ValueError as exc:
                 return f"not applied: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         self.settings = self.settings.model_copy(update={"coach": new})
