@@ -129,7 +129,7 @@ class Settings(BaseSettings):
             parts = urlsplit(value)
             parts.port  # noqa: B018 (read for its check: a port that is not a number in 0-65535 raises)
         except ValueError as exc:
-            raise ValueError(f"is not a valid URL ({exc}); {example}") from None
+            raise ValueError(f"is not a valid URL ({exc}); {example}") from exc
         if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
             raise ValueError(f"must be an http:// or https:// URL with a host, {example}")
         return value.rstrip("/")
@@ -140,8 +140,8 @@ class Settings(BaseSettings):
         for address in value:
             try:
                 ipaddress.ip_address(address)
-            except ValueError:
-                raise ValueError(f"{address!r} is not an IP address; give one like 127.0.0.1") from None
+            except ValueError as exc:
+                raise ValueError(f"{address!r} is not an IP address; give one like 127.0.0.1") from exc
         return value
 
     @field_validator("ice_servers")
@@ -204,6 +204,7 @@ def load_settings(
     try:
         return Settings(**merged.values)
     except ValidationError as exc:
+        # from None: pydantic's error quotes the input values, and one of them may be the API key.
         raise ConfigError(_describe(exc, merged)) from None
 
 

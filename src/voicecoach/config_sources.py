@@ -131,12 +131,6 @@ def closest(name: str, known: Iterable[str]) -> str | None:
     return by_lower[close[0]] if close else None
 
 
-def suggest(name: str, known: Iterable[str]) -> str:
-    """``"; did you mean X?"`` for the closest known name, or nothing."""
-    match = closest(name, known)
-    return f"; did you mean {match}?" if match else ""
-
-
 # --- the TOML file ----------------------------------------------------------------------------------------
 
 
@@ -144,23 +138,23 @@ def read_toml(path: Path, *, required: bool) -> dict[str, Any]:
     """The file's table, ``{}`` when it is missing and not ``required``; every failure is one ConfigError line."""
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
         if required:
-            raise ConfigError(f"config file {path} does not exist; create it or drop --config") from None
+            raise ConfigError(f"config file {path} does not exist; create it or drop --config") from exc
         return {}
     except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from exc
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"config file {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
             "save it as UTF-8"
-        ) from None
+        ) from None  # the decode error quotes the file's bytes, and the file may hold api_key
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}; see https://toml.io") from None
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}; see https://toml.io") from exc
 
 
 # --- the environment --------------------------------------------------------------------------------------
@@ -235,6 +229,7 @@ def _json(raw: str, origin: str, key: str, allowed: str) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        # from None: the decode error carries the whole value (the document), which may hold a secret.
         raise ConfigError(f"invalid {key} from {origin}: not valid JSON ({reason}); give {allowed}") from None
 
 
@@ -294,7 +289,7 @@ def check_text(value: Any, origin: str, path: Path_) -> None:
         except UnicodeEncodeError:
             raise ConfigError(
                 f"invalid {dotted(path)} from {origin}: not valid UTF-8 text; check the terminal's encoding"
-            ) from None
+            ) from None  # the encode error quotes the value, which may be the API key
     elif isinstance(value, dict):
         for key, child in value.items():
             check_text(key, origin, path)

@@ -58,9 +58,10 @@ def _read(path: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         # Refuse to overwrite a file we could not parse: that would silently drop the user's other settings.
         what = "UTF-8 text" if isinstance(exc, UnicodeDecodeError) else f"valid TOML ({exc})"
+        # from None: a decode error quotes the file's bytes, and the file may hold api_key.
         raise ConfigError(f"config file {path} is not {what}; fix it before saving settings") from None
     except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from exc
 
 
 def _write_atomically(path: Path, payload: str, *, shown: Path) -> None:
@@ -69,7 +70,7 @@ def _write_atomically(path: Path, payload: str, *, shown: Path) -> None:
         # mkstemp creates the file with mode 0600 already, so the secret is never readable by others.
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise ConfigError(f"cannot write config file {shown}: {exc.strerror}") from None
+        raise ConfigError(f"cannot write config file {shown}: {exc.strerror}") from exc
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -81,4 +82,4 @@ def _write_atomically(path: Path, payload: str, *, shown: Path) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise ConfigError(f"cannot write config file {shown}: {exc.strerror}") from None
+        raise ConfigError(f"cannot write config file {shown}: {exc.strerror}") from exc

@@ -26,7 +26,7 @@ class EventsLog:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         except OSError as exc:
-            raise UsageError(f"cannot write the events file {path}: {exc.strerror}") from None
+            raise UsageError(f"cannot write the events file {path}: {exc.strerror}") from exc
         self._fh: TextIO | None = os.fdopen(fd, "w", encoding="utf-8")
 
     def write(self, direction: Direction, event: Any, now: float) -> None:

@@ -139,8 +139,8 @@ class SessionStore:
         path = self.path_of(ref)
         try:
             return _read_records(path)
-        except FileNotFoundError:
-            raise _unknown(ref, self.root) from None
+        except FileNotFoundError as exc:
+            raise _unknown(ref, self.root) from exc
         except OSError as exc:
             raise UsageError(f"cannot read the session file {path}: {exc.strerror}") from exc
 
@@ -188,9 +188,9 @@ class SessionStore:
             try:
                 os.mkdir(self.root, 0o700)
                 os.chmod(self.root, 0o700)  # only a directory we created; never loosen or tighten a user's own dir
-            except FileExistsError:
+            except FileExistsError as exc:
                 if not self.root.is_dir():
-                    raise NotADirectoryError(errno.ENOTDIR, "a file of that name is in the way") from None
+                    raise NotADirectoryError(errno.ENOTDIR, "a file of that name is in the way") from exc
                 # else another process won the race; it created it with the same mode
         except OSError as exc:
             raise UsageError(
@@ -291,8 +291,8 @@ def _write_export(output: Path, text: str, *, force: bool) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if force else os.O_EXCL)
     try:
         fd = os.open(output, flags, 0o600)  # a new export is as private as the session it came from
-    except FileExistsError:
-        raise UsageError(f"{output} already exists; pass --force to overwrite it, or choose another -o FILE") from None
+    except FileExistsError as exc:
+        raise UsageError(f"{output} already exists; pass --force to overwrite it, or choose another -o FILE") from exc
     except OSError as exc:
         raise UsageError(f"cannot write the export to {output}: {exc.strerror}") from exc
     try:

@@ -24,7 +24,6 @@ import numpy.typing as npt
 Pcm = npt.NDArray[np.int16]
 
 WIRE_RATE = 48_000
-WIRE_TIME_BASE = Fraction(1, WIRE_RATE)
 
 # --- Block sizes --------------------------------------------------------------------------------------------
 # "Interrupt within one audio block" (design.md §4, BENCHMARKS.md) means one OUTPUT block: the block a sound

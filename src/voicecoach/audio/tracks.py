@@ -205,7 +205,7 @@ class Player:
                 finally:
                     pump.cancel()
         except* AudioError as group:  # the sink failed (disk full...): surface its one-line error, not a group
-            raise group.exceptions[0] from None
+            raise group.exceptions[0] from None  # the group is our own wrapper: its one error is the cause
         self._write_rest()
 
     async def _drain(self, track: MediaStreamTrack) -> None:

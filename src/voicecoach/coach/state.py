@@ -77,5 +77,5 @@ class InvalidTransition(RuntimeError):
 def next_state(state: State, move: Move) -> State:
     try:
         return TRANSITIONS[(state, move)]
-    except KeyError:
-        raise InvalidTransition(state, move) from None
+    except KeyError as exc:
+        raise InvalidTransition(state, move) from exc

@@ -45,8 +45,8 @@ def decode_audio(data: str, audio_format: dict[str, Any], param: str) -> Pcm:
     """Base64 audio in the session's input format → 48 kHz mono PCM. Raises WireError on bad base64."""
     try:
         raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise WireError("invalid_value", f"Invalid '{param}': the audio is not valid base64.", param) from None
+    except (binascii.Error, ValueError) as exc:
+        raise WireError("invalid_value", f"Invalid '{param}': the audio is not valid base64.", param) from exc
     kind = audio_format.get("type", "audio/pcm")
     if kind == "audio/pcmu":
         return resample(_ULAW[np.frombuffer(raw, dtype=np.uint8)], G711_RATE, WIRE_RATE)

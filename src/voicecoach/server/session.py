@@ -122,7 +122,7 @@ class RealtimeSession:
             try:
                 data = json.loads(text)
             except ValueError as exc:
-                raise WireError("invalid_json", f"Invalid event: failed to parse JSON value. {exc}.") from None
+                raise WireError("invalid_json", f"Invalid event: failed to parse JSON value. {exc}.") from exc
             if not isinstance(data, dict) or "type" not in data:
                 raise WireError("invalid_event", "The 'type' field is missing.")
             if isinstance(data.get("event_id"), str):

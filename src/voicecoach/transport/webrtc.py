@@ -105,11 +105,11 @@ class WebRtcTransport:
                     opened.cancel()
                     failed.cancel()
                     await asyncio.gather(opened, failed, return_exceptions=True)
-        except TimeoutError:
+        except TimeoutError as exc:
             raise TransportError(
                 f"the WebRTC connection did not come up within {timeout_s:g} s (ICE state "
                 f"{pc.iceConnectionState}); check the network, or set ice_servers to a reachable STUN server"
-            ) from None
+            ) from exc
         if not self._open.is_set():
             raise TransportError(f"the WebRTC connection failed while connecting ({self.close_reason})")
         t.channel_open = time.monotonic()

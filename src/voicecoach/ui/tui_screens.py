@@ -62,7 +62,7 @@ def parse_settings_form(current: CoachSettings, values: Mapping[str, str]) -> Co
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0]) if error["loc"] else ""
-        raise ValueError(f"{FORM_FIELDS.get(name, name or 'settings')}: {error['msg']}") from None
+        raise ValueError(f"{FORM_FIELDS.get(name, name or 'settings')}: {error['msg']}") from exc
 
 
 class SettingsScreen(ModalScreen[CoachSettings | None]):
