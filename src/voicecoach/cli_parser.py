@@ -34,6 +34,7 @@ RUN_SETTINGS = (
     "ice_hosts",
     "plain",
     "token_url",
+    "transport",
 )
 
 
@@ -156,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="line output instead of the full screen UI (default: off; on when output is not a terminal)",
+    )
+    run.add_argument(
+        "--transport",
+        choices=("auto", "webrtc", "websocket"),
+        help="how to reach the Realtime API: WebRTC, the WebSocket, or auto: WebRTC and the WebSocket when "
+        "WebRTC is not up within 3 s, e.g. where UDP is blocked (default: auto)",
     )
     run.add_argument(
         "--token-url",

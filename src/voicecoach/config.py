@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # None: 120 s, or a tenth of session_max_seconds when that is shorter.
     rollover_margin_seconds: float | None = Field(default=None, ge=0)
     connect_timeout: float = Field(default=10.0, gt=0, le=600)
+    # auto: WebRTC, and the WebSocket when WebRTC is not up within webrtc_deadline_seconds (UDP blocked).
+    transport: Literal["auto", "webrtc", "websocket"] = "auto"
+    webrtc_deadline_seconds: float = Field(default=3.0, gt=0, le=600)
 
     # --- listening ---------------------------------------------------------------------------------------
     instructions: str = (

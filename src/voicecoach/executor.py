@@ -21,6 +21,7 @@ from .coach.actions import (
     ExpectAudio,
     FlushPlayback,
     Interrupted,
+    LinkUp,
     Metric,
     Notice,
     OpenMic,
@@ -134,7 +135,7 @@ class Executor:
                 self.control.renew(reason)
             case Quit():
                 self.control.stop("quit")
-            case StatusChanged() | TranscriptChanged() | Notice() | Reconnecting():
+            case StatusChanged() | TranscriptChanged() | Notice() | Reconnecting() | LinkUp():
                 pass
             case _:
                 assert_never(action)

@@ -6,7 +6,8 @@ policy: what the events mean, when to reconnect and when to stop are the runner'
 It reports through the callback it is given and never imports the runner, so a run can hold several links
 (the user's, and later the call's).
 
-Call order: ``link = await Link.open(...)`` (raises ConnectError subclasses, and closes what it opened), then
+Call order: ``link = await Link.open(...)`` (raises ConnectError subclasses, and closes what it opened),
+optionally ``await link.ready(timeout_s)`` (the server's answer to the configuration), then
 ``reason = await link.serve(on_message, player)`` (returns when the connection is lost or closed), and
 ``await link.close()`` (idempotent; ends ``serve``).
 """
@@ -14,6 +15,7 @@ Call order: ``link = await Link.open(...)`` (raises ConnectError subclasses, and
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +24,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from .audio.base import FrameSource
+from .errors import TransportError
 from .transport.base import AudioOut, Transport, TransportFactory, Uplink
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,7 @@ class Link:
     def __init__(self, transport: Transport, timings: dict[str, float]) -> None:
         self.transport = transport
         self.timings = timings  # connect phases in ms: token_ms, then the transport's own
+        self._early: list[str | bytes] = []  # read by ready(), delivered first by serve()
 
     @property
     def uplink(self) -> Uplink:
@@ -62,6 +66,25 @@ class Link:
         log.debug("%s link up: %s", transport.name, transport.timings)
         return cls(transport, {"token_ms": token_ms, **transport.timings})
 
+    async def ready(self, timeout_s: float) -> None:
+        """Wait until the server has answered the configuration: ``session.updated``, or an ``error`` (the coach
+        reports it). Every message read meanwhile is kept for :meth:`serve`. Raises TransportError when the
+        connection ends first or nothing comes within ``timeout_s``."""
+        started = time.monotonic()
+        messages = self.transport.messages()
+        try:
+            async with asyncio.timeout(timeout_s):
+                async for raw in messages:
+                    self._early.append(raw)
+                    if _answer_type(raw) in ("session.updated", "error"):
+                        self.timings["session_update_ms"] = (time.monotonic() - started) * 1000
+                        return
+        except TimeoutError as exc:
+            raise TransportError(f"no answer to session.update within {timeout_s:g} s") from exc
+        finally:
+            await messages.aclose()  # serve() reads on from a new one
+        raise TransportError(f"the connection closed before the session was ready ({self.transport.close_reason})")
+
     async def serve(self, on_message: OnMessage, player: AudioOut) -> str:
         """Deliver server events to ``on_message`` and audio to ``player`` until the connection ends.
 
@@ -77,6 +100,9 @@ class Link:
         return transport.close_reason
 
     async def _events(self, on_message: OnMessage) -> None:
+        early, self._early = self._early, []
+        for raw in early:
+            on_message(raw)
         async for raw in self.transport.messages():
             on_message(raw)
 
@@ -85,3 +111,13 @@ class Link:
 
     async def close(self) -> None:
         await self.transport.close()
+
+
+def _answer_type(raw: str | bytes) -> str | None:
+    """The ``type`` of a server message, cheaply and without raising (bad input is the coach's to report)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    kind = data.get("type") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) else None

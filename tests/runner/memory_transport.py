@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from pydantic import SecretStr
@@ -105,7 +105,7 @@ class MemoryTransport:
         self.peer._received(self, event)
         return json.dumps(event)
 
-    async def messages(self) -> AsyncIterator[str | bytes]:
+    async def messages(self) -> AsyncGenerator[str | bytes, None]:
         while not (self.closed.is_set() and self.inbox.empty()):
             got = asyncio.ensure_future(self.inbox.get())
             gone = asyncio.ensure_future(self.closed.wait())

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from ..protocol.client_events import ClientEvent
 from .conversation import Message
+from .labels import transport_label
 from .state import State
 
 
@@ -127,6 +128,20 @@ class Reconnecting:
 
 
 @dataclass(frozen=True)
+class LinkUp:
+    """For the views: a link is up over ``transport`` ("webrtc", "websocket"); ``why`` says why this one, when
+    it is not the one asked for (the WebSocket after WebRTC could not come up)."""
+
+    transport: str
+    why: str = ""
+
+    @property
+    def text(self) -> str:
+        label = transport_label(self.transport)
+        return f"connected over {label} ({self.why})" if self.why else f"connected over {label}"
+
+
+@dataclass(frozen=True)
 class Interrupted:
     """The coach was cut off (flush, cancel and clear went out just before): ``why`` is "key", "said 'got it'",
     "new quick request"... ``hints`` are the numbers of the hints it cut."""
@@ -157,6 +172,7 @@ Action = (
     | EndSession
     | Reconnect
     | Reconnecting
+    | LinkUp
     | Interrupted
     | Quit
 )

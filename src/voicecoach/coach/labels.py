@@ -24,3 +24,11 @@ def tier_label(tier: str | None) -> str | None:
     """ "quick hint" or "full guidance"; None for a tier that is unknown (or not given)."""
     # Any string may come in (a session file's tier), hence no dict lookup typed by Tier.
     return next((label for known, label in TIER_LABELS.items() if known == tier), None)
+
+
+TRANSPORT_LABELS: Final[dict[str, str]] = {"webrtc": "WebRTC", "websocket": "WebSocket"}
+
+
+def transport_label(transport: str) -> str:
+    """ "WebRTC" or "WebSocket" (any other transport by its own name)."""
+    return TRANSPORT_LABELS.get(transport, transport)

@@ -17,7 +17,7 @@ Call order, for every implementation::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol
 
 from pydantic import SecretStr
@@ -62,7 +62,7 @@ class Transport(Protocol):
     def send(self, event: dict[str, Any]) -> str:
         """Send one client event; returns the text sent. Raises TransportError when it cannot go."""
 
-    def messages(self) -> AsyncIterator[str | bytes]:
+    def messages(self) -> AsyncGenerator[str | bytes, None]:
         """Server events as they arrive, raw; ends when the transport closes."""
 
     async def play(self, player: AudioOut) -> None:

@@ -7,7 +7,16 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from ..coach.actions import Action, Interrupted, Metric, Notice, Reconnecting, StatusChanged, TranscriptChanged
+from ..coach.actions import (
+    Action,
+    Interrupted,
+    LinkUp,
+    Metric,
+    Notice,
+    Reconnecting,
+    StatusChanged,
+    TranscriptChanged,
+)
 from ..coach.labels import speaker_label
 from .metrics import describe_metric
 
@@ -57,6 +66,8 @@ class PlainView:
                 self._line(f"· {action.text}")
             case Reconnecting():
                 self._line(f"! {action.text}")
+            case LinkUp():
+                self._line(f"· {action.text}")
             case Metric(name=name) if name.endswith("_ms"):
                 self._line(f"· {describe_metric(action)}")
             case _:

@@ -28,7 +28,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input
 from textual.worker import Worker
 
-from ..coach.actions import Intent, Metric, Notice, Reconnecting, StatusChanged, TranscriptChanged
+from ..coach.actions import Intent, LinkUp, Metric, Notice, Reconnecting, StatusChanged, TranscriptChanged
 from ..coach.conversation import Message
 from ..coach.settings import CoachSettings
 from ..coach.state import State
@@ -213,6 +213,10 @@ class CoachApp(App[int]):
                 case Reconnecting():
                     self.status.on_reconnecting()
                     alerts.append(Notice("warning", item.text))
+                case LinkUp(why=why):
+                    self.status.on_link(item)
+                    if why:  # a fallback is worth a toast: the user may want to know UDP is blocked here
+                        alerts.append(Notice("warning", item.text))
                 case Notice(level=level):
                     if level in ("warning", "error"):
                         alerts.append(item)

@@ -14,9 +14,9 @@ from typing import TypeAlias
 
 from rich.text import Text
 
-from ..coach.actions import Action, Interrupted, Metric, Notice, Reconnecting, Send, StatusChanged
+from ..coach.actions import Action, Interrupted, LinkUp, Metric, Notice, Reconnecting, Send, StatusChanged
 from ..coach.conversation import Message
-from ..coach.labels import speaker_label, tier_label
+from ..coach.labels import speaker_label, tier_label, transport_label
 from ..coach.state import State
 from .metrics import HEADLINE_LATENCY, describe_metric, format_ms
 from .view import VoiceOutput
@@ -78,6 +78,8 @@ class StatusModel:
     state: State = State.DISCONNECTED
     was_live: bool = False
     reconnecting: bool = False
+    transport: str = ""  # of the link now up ("webrtc", "websocket"), with why when it is not the one asked for
+    transport_why: str = ""
     hint_latency_ms: float | None = None  # the headline: measured at the player (metrics.HEADLINE_LATENCY)
     cost_usd: float | None = None
 
@@ -90,6 +92,9 @@ class StatusModel:
     def on_reconnecting(self) -> None:
         """A :class:`Reconnecting` action: the link is gone and a new one is being opened (cleared when live)."""
         self.reconnecting = True
+
+    def on_link(self, link: LinkUp) -> None:
+        self.transport, self.transport_why = link.transport, link.why
 
     def on_metric(self, metric: Metric) -> None:
         if metric.name == HEADLINE_LATENCY:
@@ -148,6 +153,11 @@ class StatusModel:
         fields: dict[str, list[Text]] = {
             "connection": [Text.assemble((" ● ", colour), (self.connection, f"bold {colour}"))],
         }
+        if self.transport:
+            label = transport_label(self.transport)
+            # "WebSocket (fallback)" in yellow when WebRTC could not come up; the reason is in the event log
+            fallback = f"{label} (fallback)" if self.transport_why else label
+            fields["transport"] = [Text(fallback, "yellow" if self.transport_why else ""), Text(label)]
         for name, lit, style in (
             ("listening", self.listening, "bold green"),
             ("speaking", self.speaking, "bold magenta"),
@@ -170,13 +180,15 @@ class StatusModel:
 # keeps everything but the model, in short form.
 _SHRINK: tuple[tuple[str, bool], ...] = (
     ("model", False),
+    ("transport", True),
     ("latency", True),
     ("voice", True),
     ("cost", True),
     ("voice", False),
     ("latency", False),
+    ("transport", False),
 )
-_GROUPS = (("connection",), ("listening", "speaking", "muted"), ("latency", "voice", "model", "cost"))
+_GROUPS = (("connection", "transport"), ("listening", "speaking", "muted"), ("latency", "voice", "model", "cost"))
 
 
 def _join(fields: dict[str, list[Text]]) -> Text:
@@ -241,6 +253,8 @@ def log_entries(batch: Iterable[Pending], t0: float | None) -> Iterator[LogEntry
                 yield LogEntry(t, "interrupted", why)
             case Reconnecting(reason=reason):
                 yield LogEntry(t, "reconnecting", reason, LEVEL_STYLES["warning"])
+            case LinkUp():
+                yield LogEntry(t, "connected", item.text)
             case Notice(level=level, text=text, data=data):
                 extra = f" {data}" if data else ""
                 yield LogEntry(t, f"notice/{level}", text + extra, LEVEL_STYLES[level])
