@@ -29,6 +29,23 @@ def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pin_host_addresses(["127.0.0.1"])
 
 
+ALL_TRANSPORTS = ("webrtc", "websocket")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests that use ``transport`` run once per transport, or on those ``@pytest.mark.transports(...)`` names."""
+    if "transport" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("transports")
+        metafunc.parametrize("transport", marker.args if marker else ALL_TRANSPORTS)
+
+
+@pytest.fixture
+def over_transport(transport: str, hermetic_env: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The run's transport for this test, through the environment: in-process runners and the CLI alike."""
+    monkeypatch.setenv("VOICECOACH_TRANSPORT", transport)
+    return transport
+
+
 @pytest.fixture
 def server_defaults() -> dict[str, Any]:
     """ServerConfig fields every ``server_factory`` server gets unless the test says otherwise.

@@ -80,6 +80,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         session_max_seconds=args.session_max_seconds,
         require_keys=args.require_keys,
         keys_file=args.keys_file,
+        transport=args.transport,
     )
     return run_serve(config)
 

@@ -202,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept only the standard API keys in FILE, one per line, '#' starts a comment; adds to "
         "--require-key (default: none, any key is accepted)",
     )
+    serve.add_argument(
+        "--transport",
+        choices=("webrtc", "websocket", "both"),
+        default="both",
+        help="which transports to serve: WebRTC (POST /v1/realtime/calls), WebSocket (GET /v1/realtime), or both; "
+        "the one left out answers 404 (default: %(default)s)",
+    )
 
     demo = sub.add_parser("demo", help="a scripted meeting against the built-in local server (no key, no sound card)")
     demo.add_argument(

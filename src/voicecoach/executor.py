@@ -173,11 +173,12 @@ class Executor:
             return
         wire = event.to_wire()
         try:
-            link.send(wire)
+            text = link.send(wire)
         except TransportError as exc:
             self.view.show(Notice("error", str(exc)), self.clock())
             return
-        self.sent(wire)
+        if text:  # "" when the transport has no such event and dropped it (output_audio_buffer.clear on a socket)
+            self.sent(wire)
 
     def _log_local(self, record: dict[str, Any]) -> None:
         if self.events is not None:

@@ -29,12 +29,12 @@ import aiohttp
 
 from .audio.base import EndingSource, FrameSink, FrameSource
 from .audio.tracks import Player
-from .coach.actions import Action, Intent, Notice, Reconnecting
+from .coach.actions import Action, Intent, LinkUp, Notice, Reconnecting
 from .coach.coach import Coach
 from .coach.settings import CoachSettings
 from .coach.timing import TimingSettings
 from .config import Settings
-from .connector import Connector, Credential
+from .connector import Connector, Credential, Opened
 from .errors import ConnectError
 from .events_log import EventsLog
 from .executor import Executor, RunReport
@@ -165,7 +165,7 @@ class Runner:
 
     # --- links ------------------------------------------------------------------------------------------
 
-    async def _links(self, connect: Callable[[], Awaitable[Link]]) -> None:
+    async def _links(self, connect: Callable[[], Awaitable[Opened]]) -> None:
         failures = 0
         while not self._stop.is_set():
             self.execute(self.coach.connect(self.clock()))
@@ -196,13 +196,15 @@ class Runner:
             self.execute([Reconnecting(reason)])
         self.report.reason = self._stop_reason
 
-    async def _open(self, connect: Callable[[], Awaitable[Link]]) -> Link:
-        link = await connect()
+    async def _open(self, connect: Callable[[], Awaitable[Opened]]) -> Link:
+        opened = await connect()
+        link = opened.link
         link.uplink.muted = self.executor.muted
         self.report.links += 1
         self.report.connect_ms = link.timings
         self.report.transport = link.transport.name
         self.executor.link = link
+        self.execute([LinkUp(link.transport.name, opened.why)])
         return link
 
     async def _hold(self, link: Link) -> str:

@@ -18,6 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from faults_harness import FIGURES
 
 
+@pytest.fixture(autouse=True)
+def _each_transport(over_transport: str) -> str:
+    """Every fault test runs over WebRTC and over the WebSocket, unless it is marked for some of them."""
+    return over_transport
+
+
 @pytest.fixture
 def server_defaults() -> dict[str, Any]:
     """Scenarios span calls here: a client that reconnects mid-meeting goes on getting the next lines, as it

@@ -17,6 +17,8 @@ from voicecoach.runner import Runner
 from voicecoach.server import RealtimeServer
 from voicecoach.server.faults import FaultConfig, Faults, HttpFault
 
+pytestmark = pytest.mark.transports("webrtc")  # client secrets, SDP and ICE are WebRTC's
+
 
 @pytest.mark.parametrize("endpoint", ["client_secrets", "calls"])
 async def test_401_on_reconnect_ends_the_run_with_one_line(endpoint: Any, server_factory: Any, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from e2e_harness import meeting
 from faults_harness import LiveSession, figure, item_accounting, monotonic
 from hostile import CONTROL_ERRORS, hostile_messages
@@ -22,6 +23,7 @@ HINT = "Ask what changed."
 SENTINEL = {"type": "error", "error": {"type": "test", "code": "voicecoach_test_sentinel", "message": "flood over"}}
 
 
+@pytest.mark.transports("auto")  # pure: no link at all
 def test_the_flood_is_hostile_but_not_a_control_signal() -> None:
     messages = list(hostile_messages(COUNT))
     assert len(messages) == COUNT

@@ -21,6 +21,10 @@ from voicecoach.coach.actions import Intent
 from voicecoach.coach.state import State
 from voicecoach.server import RealtimeServer
 
+# The faults here (a killed peer connection, a dropped data channel, ICE consent, a failed client secret) are
+# WebRTC's; the WebSocket's own (a dropped socket, a frozen peer) are in test_dead_link.py.
+pytestmark = pytest.mark.transports("webrtc")
+
 LINES = ["Thanks, everyone.", "Good question."]
 HINTS = ["Open with the revenue numbers, then name the one risk that matters.", "On track."]
 

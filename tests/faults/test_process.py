@@ -89,7 +89,7 @@ def scan(tmp_path: Path, outputs: dict[str, str]) -> list[str]:
     return found
 
 
-async def test_no_secret_in_any_output(server_factory: Any, tmp_path: Path) -> None:
+async def test_no_secret_in_any_output(server_factory: Any, tmp_path: Path, transport: str) -> None:
     """Success, refused key (401), unreachable server, and a refused token-server bearer, all with --debug."""
     lines = ["Good question."]
     server: RealtimeServer = await server_factory(utterances=lines, responses=["On track."], api_key=KEY)
@@ -129,7 +129,9 @@ async def test_no_secret_in_any_output(server_factory: Any, tmp_path: Path) -> N
         await asyncio.gather(token.close(), *(r.close() for r in runs.values()))
 
     assert codes["ok"] == 0, runs["ok"].stderr
-    assert_one_line_error(codes["401"], _last_line(runs["401"].stderr), 3, "HTTP 401")
+    # WebRTC's refusal is the client secret request's 401; the WebSocket's, an invalid_api_key and close 3000.
+    refused = "HTTP 401" if transport == "webrtc" else "refused the key"
+    assert_one_line_error(codes["401"], _last_line(runs["401"].stderr), 3, refused)
     assert_one_line_error(codes["unreachable"], _last_line(runs["unreachable"].stderr), 3, "cannot connect")
     assert_one_line_error(codes["token-401"], _last_line(runs["token-401"].stderr), 3, "HTTP 401", "token server")
     # --debug really logged: the places a secret could slip into were written.
@@ -145,7 +147,7 @@ def _last_line(stderr: str) -> str:
     return stderr.strip().splitlines()[-1]
 
 
-async def test_token_server_end_to_end(server_factory: Any, tmp_path: Path) -> None:
+async def test_token_server_end_to_end(server_factory: Any, tmp_path: Path, transport: str) -> None:
     """``voicecoach run --token-url`` with no API key in its environment, against ``voicecoach token-server``
     pointed at the local Realtime server (which only accepts the real key): a whole session."""
     lines = ["Good question."]
@@ -175,7 +177,8 @@ async def test_token_server_end_to_end(server_factory: Any, tmp_path: Path) -> N
         await asyncio.gather(token.close(), *([client.close()] if client else []))
     assert "session ended: quit" in client.stdout
     # The key was minted by the token server (the client had none), and used for exactly one call.
-    assert server.faults.requests == Counter({"client_secrets": 1, "calls": 1})
+    connect = "calls" if transport == "webrtc" else "realtime"  # the SDP offer, or the WebSocket upgrade
+    assert server.faults.requests == Counter({"client_secrets": 1, connect: 1})
     assert len(server.calls) == 1 and server.calls[0].events_received[0]["type"] == "session.update"
     outputs = {"client stdout": client.stdout, "client stderr": client.stderr, "token-server stderr": token.stderr}
     assert scan(tmp_path, outputs) == []

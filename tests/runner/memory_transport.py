@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from voicecoach.audio.files import FrameSource
 from voicecoach.errors import TransportError
-from voicecoach.transport.base import AudioOut
+from voicecoach.transport.base import AudioOut, until_closed
 
 
 class MemoryUplink:
@@ -105,16 +105,8 @@ class MemoryTransport:
         self.peer._received(self, event)
         return json.dumps(event)
 
-    async def messages(self) -> AsyncGenerator[str | bytes, None]:
-        while not (self.closed.is_set() and self.inbox.empty()):
-            got = asyncio.ensure_future(self.inbox.get())
-            gone = asyncio.ensure_future(self.closed.wait())
-            await asyncio.wait({got, gone}, return_when=asyncio.FIRST_COMPLETED)
-            gone.cancel()
-            if got.done():
-                yield got.result()
-            else:
-                got.cancel()
+    def messages(self) -> AsyncGenerator[str | bytes, None]:
+        return until_closed(self.inbox, self.closed)
 
     async def play(self, player: AudioOut) -> None:
         await self.closed.wait()  # no audio in memory: the player is driven by the test if at all

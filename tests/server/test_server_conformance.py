@@ -167,3 +167,87 @@ def test_wire_shape_details(emitted: list[dict[str, Any]]) -> None:
                 assert "object" not in item  # GA items carry no object key
     ids = [i for e in emitted for i in (e.get("item_id"), (e.get("response") or {}).get("id")) if i]
     assert all(i.startswith(("item_", "resp_")) and len(i) == 26 for i in ids)
+
+
+# --- WebSocket sessions: audio as deltas, no output_audio_buffer.* ---------------------------------------------
+
+WEBSOCKET_EMITTED = {
+    "session.created",
+    "session.updated",
+    "error",
+    "input_audio_buffer.speech_started",
+    "input_audio_buffer.speech_stopped",
+    "input_audio_buffer.committed",
+    "conversation.item.added",
+    "conversation.item.done",
+    "conversation.item.input_audio_transcription.delta",
+    "conversation.item.input_audio_transcription.completed",
+    "conversation.item.truncated",
+    "response.created",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_audio_transcript.delta",
+    "response.output_audio.delta",
+    "response.output_audio.done",
+    "response.output_audio_transcript.done",
+    "response.content_part.done",
+    "response.output_item.done",
+    "response.done",
+    "rate_limits.updated",
+}
+
+
+def websocket_events() -> tuple[list[dict[str, Any]], Harness]:
+    """A WebSocket session: appended speech transcribed, a hint with audio, a cancelled hint, barge-in, truncate."""
+    h = Harness(options=SessionOptions(transport="websocket"))
+    _session(h, transcription={"model": "gpt-4o-mini-transcribe"})
+    pcm24 = resample(synth_speech("hello there friend"), 48000, 24000).astype("<i2")
+    for start in range(0, pcm24.size, 480):
+        h.send(
+            {
+                "type": "input_audio_buffer.append",
+                "audio": base64.b64encode(pcm24[start : start + 480].tobytes()).decode(),
+            }
+        )
+    h.quiet(0.5)  # the turn ends: an automatic in-band response starts
+    h.wait_for("response.output_audio.delta")
+    h.feed(synth_speech("wait"))  # barge-in: cancelled, nothing cleared (the client truncates)
+    h.wait_for("conversation.item.input_audio_transcription.completed", after=len(h.events) - 1)
+    done = h.of("response.done")[0]
+    h.send(
+        {
+            "type": "conversation.item.truncate",
+            "item_id": done["response"]["output"][0]["id"],
+            "content_index": 0,
+            "audio_end_ms": 0,
+        }
+    )
+    h.send({"type": "response.create", "response": {"conversation": "none", "metadata": {"hint": "1"}}})
+    h.wait_for("rate_limits.updated", after=len(h.events) - 1)
+    mark = len(h.events)
+    h.send({"type": "response.create", "response": {"conversation": "none"}})
+    h.wait_for("response.output_audio.delta", after=mark)
+    h.send({"type": "response.cancel", "response_id": h.of("response.created")[-1]["response"]["id"]})
+    h.send({"type": "output_audio_buffer.clear"})  # WebRTC/SIP only: an error here
+    h.quiet(1.0)
+    return h.events, h
+
+
+def test_websocket_events_validate_strictly_and_carry_the_audio() -> None:
+    events, h = websocket_events()
+    adapter = server_event_adapter()
+    failures = []
+    for event in events:
+        try:
+            adapter.validate_python(event, strict=True)
+        except ValidationError as exc:
+            failures.append(f"{event['type']}: {exc.errors()[0]}")
+    assert not failures, "\n".join(failures[:10])
+    assert {e["type"] for e in events} == WEBSOCKET_EMITTED  # no output_audio_buffer.* among them
+    assert not h.played and h.clears == 0  # nothing went to a track: the audio is in the deltas
+    cancelled = [e["response"] for e in h.of("response.done") if e["response"]["status"] == "cancelled"]
+    assert [r["status_details"]["reason"] for r in cancelled] == ["turn_detected", "client_cancelled"]
+    [clear_error] = [e["error"] for e in h.of("error")]
+    assert (clear_error["code"], clear_error["param"]) == ("invalid_value", "type")
+    last_cancel = h.events.index(h.of("response.done")[-1])
+    assert not [e for e in h.events[last_cancel:] if e["type"] == "response.output_audio.delta"]

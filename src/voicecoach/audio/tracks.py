@@ -19,6 +19,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from ..errors import AudioError
 from .base import FrameSink, FrameSource, PullSink
+from .feed import FeedBacklog
 from .frames import (
     PREBUFFER_MS,
     PUMP_BLOCK_MS,
@@ -38,6 +39,7 @@ SILENCE_PEAK = 64  # |sample| at or below this (about -54 dBFS) counts as silenc
 DRIFT_SLACK_MS = 60  # silent frames are dropped while more than prebuffer + this is queued
 HOLD_SILENCE_MS = 200  # after flush(): this much incoming silence means the cancelled response has stopped
 HOLD_MAX_S = 1.0  # ... and never discard incoming audio for longer than this after flush()
+FEED_BLOCK_MS = 20  # pushed audio enters the ring in blocks of this size, so loud/silent edges are as on a track
 
 
 class MicTrack(MediaStreamTrack):
@@ -187,11 +189,20 @@ class Player:
         self._hold_response: str | None = None
         self._hold_silent = 0
         self.frames_received = 0
+        # Pushed audio (feed) that did not fit the ring yet: a WebSocket delivers a whole hint at once.
+        self._backlog = FeedBacklog(sink.rate, sink.channels, max(1, sink.rate * FEED_BLOCK_MS // 1000))
 
     # --- the event-loop side -----------------------------------------------------------------------------
 
     async def run(self, track: MediaStreamTrack) -> None:
-        """Drain ``track`` until it ends (MediaStreamError), always, whatever the mute or flush state."""
+        """Drain ``track`` until it ends (MediaStreamError), always, whatever the mute or flush state. The sink
+        is served meanwhile: a transport that uses :meth:`feed` passes a track that ends with its connection."""
+        try:
+            await self._run(track)
+        finally:
+            self._backlog.clear()  # pushed audio belongs to the link that delivered it: never replay it later
+
+    async def _run(self, track: MediaStreamTrack) -> None:
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         if isinstance(self.sink, PullSink):
             self.sink.start(self._device_pull)
@@ -240,6 +251,29 @@ class Player:
             self._ledger.pushed(start, end)
             self._watching = True
 
+    def feed(self, pcm: Pcm, rate: int, response_id: str | None = None) -> None:
+        """Play pushed mono PCM at ``rate`` (a WebSocket's audio deltas, faster than real time) from the same
+        ring, with the same accounting. Nothing is dropped (the backlog waits for room) and silence is kept;
+        a flushed response's audio is discarded by ``response_id`` (:class:`~.feed.FeedBacklog`)."""
+        self._backlog.add(pcm, rate, response_id)
+        self._top_up()
+
+    def _top_up(self) -> None:
+        """Move pushed audio from the backlog into the ring, block by block, while it has room."""
+        backlog = self._backlog
+        while backlog:
+            piece = backlog.peek()
+            loud = int(np.abs(piece.astype(np.int32)).max()) > SILENCE_PEAK
+            start = self._buf.write_pos
+            n = self._buf.push(piece)
+            if loud and n:
+                self._ledger.pushed(start, start + n)
+            backlog.consumed(n)
+            if n < piece.shape[0]:
+                break  # the ring is full: the output's next reads make room (see _pulled)
+        if backlog or not self._ledger.idle:
+            self._watching = True  # the output reports its reads, so the loop tops up and accounts
+
     def _holding(self) -> bool:
         """True while incoming audio is the tail of a flushed response (see the class docstring)."""
         if self._hold_since is None:
@@ -276,7 +310,9 @@ class Player:
                 self.on_audible(event.response_id, event.at)
             elif isinstance(event, Sounding):
                 self.on_sounding(event.sounding, event.at)
-        if self._ledger.idle:
+        if self._backlog:
+            self._top_up()
+        elif self._ledger.idle:
             self._watching = False
 
     async def _pump(self) -> None:
@@ -312,6 +348,8 @@ class Player:
         """
         self._buf.flush()
         self._hold_since, self._hold_silent, self._hold_response = self._clock(), 0, self._response_id
+        # The marked response's audio too: it may not have arrived yet, and must not play when it does.
+        self._backlog.flush(self._response_id)
         log.debug("player: flush (%d samples queued)", self._buf.buffered)
         return self._ledger.sounding
 

@@ -121,10 +121,7 @@ class Coach:
     # --- deadlines ------------------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """When :meth:`tick` has something to do (a monotonic time, maybe already past), or None for never.
-
-        Valid until the next call into the coach: ask again after each one.
-        """
+        """When :meth:`tick` has something to do (maybe already past), or None; ask again after every call."""
         return self._clocks.next(quiet=self.quiet, hint_deadline=self._hints.deadline())
 
     def tick(self, now: float) -> list[Action]:
@@ -220,11 +217,13 @@ class Coach:
             case se.ResponseDone():
                 return self._on_response_done(event, now)
             case se.OutputAudioBufferStarted():
-                self._server_tracks_playback = True
-                return self._audio_started(self._hints.for_response(event.response_id), now, at_player=False)
+                # Only our own hint's event shows the server reports playback (WebRTC's does, a WebSocket never):
+                # a stray one must not make the coach wait for a "stopped" that will not come.
+                self._server_tracks_playback |= (hint := self._hints.for_response(event.response_id)) is not None
+                return self._audio_started(hint, now, at_player=False)
             case se.OutputAudioBufferStopped() | se.OutputAudioBufferCleared():
-                self._server_tracks_playback = True
-                return self._audio_finished(self._hints.for_response(event.response_id), now)
+                self._server_tracks_playback |= (hint := self._hints.for_response(event.response_id)) is not None
+                return self._audio_finished(hint, now)
             case (
                 se.SpeechStarted()
                 | se.SpeechStopped()

@@ -1,4 +1,4 @@
-"""A local server that speaks the OpenAI Realtime API (GA) over WebRTC: the product's offline twin.
+"""A local server that speaks the OpenAI Realtime API (GA) over WebRTC and WebSocket: the product's offline twin.
 
 ``voicecoach serve`` and ``voicecoach demo`` run it, and every client test runs against it. It follows
 realtime-protocol.md: the same endpoints, event names and shapes, ordering and errors. It cannot understand
@@ -6,8 +6,8 @@ speech, so what it "hears" and "says" comes from a scenario (:mod:`.scenario`).
 
 Layers: a sans-I/O core (:mod:`.session`, :mod:`.handlers`, :mod:`.responses`, :mod:`.conversation`,
 :mod:`.input_audio`, :mod:`.vad`, :mod:`.usage`, :mod:`.validation`, :mod:`.catalog`, :mod:`.defaults`) driven by one
-WebRTC call each (:mod:`.call`, :mod:`.audio_track`, :mod:`.fitting`), behind an aiohttp app (:mod:`.app`) owned by
-:class:`RealtimeServer`.
+pump per call (:mod:`.pump`): a WebRTC call (:mod:`.call`, :mod:`.audio_track`, :mod:`.fitting`) or a WebSocket
+(:mod:`.websocket`, :mod:`.ws_endpoint`), behind an aiohttp app (:mod:`.app`) owned by :class:`RealtimeServer`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from .realtime_server import RealtimeServer, run_serve, serve
 from .scenario import Scenario, default_scenario, load_scenario
 from .session import RealtimeSession, SessionOptions
 from .voice import render_speech, speech_pcm, synth_speech
+from .websocket import WebSocketCall
 
 __all__ = [
     "Call",
@@ -26,6 +27,7 @@ __all__ = [
     "Scenario",
     "ServerConfig",
     "SessionOptions",
+    "WebSocketCall",
     "default_scenario",
     "load_keys_file",
     "load_scenario",

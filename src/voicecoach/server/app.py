@@ -4,6 +4,7 @@
 * ``POST /v1/realtime/calls`` — ``application/sdp`` (ephemeral or standard key) or ``multipart/form-data``
   with ``sdp`` and ``session`` parts → ``201``, ``application/sdp`` answer, ``Location: /v1/realtime/calls/rtc_…``.
 * ``POST /v1/realtime/calls/{call_id}/hangup`` → ``200``, the call ends.
+* ``GET /v1/realtime?model=…`` upgraded to a WebSocket (:mod:`.ws_endpoint`).
 * ``OPTIONS /v1/realtime/*`` → ``204``, a browser's CORS preflight; every answer under ``/v1/realtime/`` carries
   ``Access-Control-Allow-Origin`` (errors too), and the ``201`` of ``/calls`` exposes ``Location``.
 
@@ -67,12 +68,16 @@ CORS_MAX_AGE_SECONDS = 86400
 
 
 def build_app(server: RealtimeServer) -> web.Application:
+    # Imported here: the WebSocket endpoint uses this module's auth and error helpers.
+    from .ws_endpoint import realtime_websocket
+
     app = web.Application()
     app[SERVER_KEY] = server
     app.router.add_post("/v1/realtime/client_secrets", client_secrets)
     app.router.add_post("/v1/realtime/calls", create_call)
     app.router.add_post("/v1/realtime/calls/{call_id}/hangup", hangup)
     app.router.add_route("OPTIONS", CORS_PREFIX + "{tail:.*}", preflight)
+    app.router.add_get("/v1/realtime", realtime_websocket)
     app.on_response_prepare.append(_cors_headers)
     return app
 
@@ -108,7 +113,7 @@ def _wire_error(exc: WireError) -> web.Response:
     return error_response(400, exc.message, code=exc.code, param=exc.param)
 
 
-def _mask(token: str) -> str:
+def mask(token: str) -> str:
     """The API's way of quoting a bad key: enough to recognise it, not enough to use it."""
     if len(token) < 12:
         return "*" * len(token)
@@ -120,15 +125,21 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-class _Auth:
-    """Who is calling: a standard API key, a live ephemeral key (with its session), or nobody (a 401)."""
+class Auth:
+    """Who is calling: a standard API key, a live ephemeral key (with its session), or nobody (a 401).
 
-    def __init__(self, request: web.Request, *, allow_ephemeral: bool) -> None:
+    ``token``: the key when it did not come in the Authorization header (a browser's WebSocket subprotocol).
+    ``missing``/``failure`` (message, code) say why it was refused; ``error`` is the HTTP answer for that."""
+
+    def __init__(self, request: web.Request, *, allow_ephemeral: bool, token: str | None = None) -> None:
         server = request.app[SERVER_KEY]
         self.session: dict[str, Any] | None = None
         self.error: web.Response | None = None
-        token = _bearer(request)
+        self.missing = False
+        self.failure: tuple[str, str | None] | None = None
+        token = token or _bearer(request)
         if token is None:
+            self.missing = True
             self.error = error_response(
                 401,
                 "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -138,9 +149,7 @@ class _Auth:
         if token.startswith("ek_") and allow_ephemeral:
             secret = server.lookup_secret(token)
             if secret is None:
-                self.error = error_response(
-                    401, f"Invalid or expired ephemeral key: {_mask(token)}.", code="invalid_api_key"
-                )
+                self._refuse(f"Invalid or expired ephemeral key: {mask(token)}.")
             else:
                 self.session = secret
             return
@@ -149,12 +158,14 @@ class _Auth:
         matches = [hmac.compare_digest(token.encode(), key.encode()) for key in accepted]
         ok = not token.startswith("ek_") and (not accepted or any(matches))
         if not ok:
-            self.error = error_response(
-                401,
-                f"Incorrect API key provided: {_mask(token)}. "
-                "You can find your API key at https://platform.openai.com/account/api-keys.",
-                code="invalid_api_key",
+            self._refuse(
+                f"Incorrect API key provided: {mask(token)}. "
+                "You can find your API key at https://platform.openai.com/account/api-keys."
             )
+
+    def _refuse(self, message: str) -> None:
+        self.failure = (message, "invalid_api_key")
+        self.error = error_response(401, message, code="invalid_api_key")
 
 
 def _injected_fault(request: web.Request, endpoint: Endpoint) -> web.Response | None:
@@ -170,7 +181,7 @@ async def client_secrets(request: web.Request) -> web.Response:
     server = request.app[SERVER_KEY]
     if (fault := _injected_fault(request, "client_secrets")) is not None:
         return fault
-    auth = _Auth(request, allow_ephemeral=False)
+    auth = Auth(request, allow_ephemeral=False)
     if auth.error is not None:
         return auth.error
     try:
@@ -198,11 +209,26 @@ async def client_secrets(request: web.Request) -> web.Response:
     return web.json_response({"value": value, "expires_at": expires_at, "session": effective})
 
 
+def transport_refused(request: web.Request, transport: str) -> web.Response | None:
+    """The 404 of a server started without ``transport`` (``voicecoach serve --transport``), else None."""
+    if request.app[SERVER_KEY].config.serves(transport):
+        return None
+    other = "websocket" if transport == "webrtc" else "webrtc"
+    return error_response(
+        404,
+        f"This server does not serve the {transport} transport (voicecoach serve --transport {other}); "
+        f"connect over {other}, or start the server with --transport both.",
+        code="transport_not_served",
+    )
+
+
 async def create_call(request: web.Request) -> web.StreamResponse:
     server = request.app[SERVER_KEY]
+    if (refused := transport_refused(request, "webrtc")) is not None:
+        return refused
     if (fault := _injected_fault(request, "calls")) is not None:
         return fault
-    auth = _Auth(request, allow_ephemeral=True)
+    auth = Auth(request, allow_ephemeral=True)
     if auth.error is not None:
         return auth.error
     requested: dict[str, Any] | None = None
@@ -254,7 +280,9 @@ async def create_call(request: web.Request) -> web.StreamResponse:
 
 async def hangup(request: web.Request) -> web.Response:
     server = request.app[SERVER_KEY]
-    auth = _Auth(request, allow_ephemeral=True)
+    if (refused := transport_refused(request, "webrtc")) is not None:
+        return refused
+    auth = Auth(request, allow_ephemeral=True)
     if auth.error is not None:
         return auth.error
     call_id = request.match_info["call_id"]

@@ -1,13 +1,9 @@
-"""One WebRTC call: the aiortc answerer that drives a :class:`RealtimeSession`.
-
-Everything that happens to the call (a data-channel message, an input audio frame, a playback report, a
-rendered voice) goes into one inbox, and a single pump task feeds the inbox to the session and carries out
-its outputs in order. So the session is never re-entered, and every event is sent in the order it was made.
+"""One WebRTC call: the aiortc answerer that drives a :class:`RealtimeSession` through a
+:class:`~voicecoach.server.pump.SessionPump` (one inbox, one pump task, outputs in order).
 
 Tasks (all owned by :meth:`Call.run`, cancelled and awaited by :meth:`Call.close`):
 
-* the pump (inbox → session → outputs). Between messages it sleeps until the session's
-  :meth:`~RealtimeSession.next_deadline` (the next timer, delta or expiry), so an idle call costs nothing;
+* the pump (inbox → session → outputs; it sleeps until the session's next deadline or new input);
   the outbound voice is paced by aiortc pulling :meth:`ResponseAudioTrack.recv`, not by the pump,
 * the reader of the client's audio track (decoded Opus → mono 48 kHz → inbox, and the recording),
 * one voice-rendering task per audio response (off the event loop).
@@ -17,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import av
@@ -39,9 +33,10 @@ from aiortc.mediastreams import MediaStreamError
 from ..audio.frames import WIRE_RATE, Pcm, Resampler, downmix, pcm_from_frame, silence
 from .audio_track import ResponseAudioTrack
 from .fitting import encode, fit_event, max_message_size, size, too_large_error
-from .outputs import ClearAudio, CloseCall, Output, PlayAudio, SendEvent, Synthesize
+from .outputs import PlayAudio
+from .pump import Message, PumpStep, SessionPump
 from .session import RealtimeSession
-from .voice import VoiceMode, render_speech
+from .voice import VoiceMode
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +47,14 @@ class OfferError(ValueError):
     """The client's SDP offer cannot be used (becomes HTTP 400)."""
 
 
-# A step run inside the pump with the session (fault injection: see faults.py); returns outputs to carry out.
-PumpStep = Callable[[RealtimeSession, float], list[Output]]
+__all__ = ["EVENTS_LABEL", "Call", "OfferError", "PumpStep"]
 
 
-@dataclass
-class _Message:
-    kind: str  # "text" | "audio" | "played" | "speech" | "step" | "end"
-    payload: Any = None
-
-
-class Call:
+class Call(SessionPump):
     """A call's WebRTC side plus introspection for tests: ``events_sent``, ``events_received``,
     ``received_audio`` (the last ``record_seconds`` of mono 48 kHz PCM heard) and ``closed``."""
+
+    transport = "webrtc"
 
     def __init__(
         self,
@@ -76,15 +66,7 @@ class Call:
         record_seconds: float,
         clock: Callable[[], float],
     ) -> None:
-        self.id = call_id
-        self.session = session
-        self.events_sent: list[dict[str, Any]] = []
-        self.events_received: list[Any] = []
-        self.closed = False
-        self.close_reason = ""
-        self._voice = voice
-        self._clock = clock
-        self._inbox: asyncio.Queue[_Message] = asyncio.Queue()
+        super().__init__(call_id, session, voice=voice, clock=clock)
         self._recording: deque[Pcm] = deque(maxlen=max(1, int(record_seconds * 50)))
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(urls=u) for u in ice_servers]))
         self.track = ResponseAudioTrack(self._on_played)
@@ -92,7 +74,6 @@ class Call:
         self._remote: MediaStreamTrack | None = None
         self._wake = asyncio.Event()  # the events channel opened, or the connection failed first
         self._remote_ready = asyncio.Event()
-        self._voices: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._pc_close: asyncio.Task[None] | None = None
         self._max_message_size: int | None = None  # the offer's a=max-message-size (None: no limit)
@@ -128,10 +109,6 @@ class Call:
         channel.close()
         return True
 
-    def run_in_pump(self, step: PumpStep) -> None:
-        """Run ``step(session, now)`` in the pump, in order with everything else, and carry out its outputs."""
-        self._inbox.put_nowait(_Message("step", step))
-
     # --- setup ----------------------------------------------------------------------------------------------
 
     def _wire(self) -> None:
@@ -146,11 +123,11 @@ class Call:
 
             @channel.on("message")
             def on_message(message: str | bytes) -> None:
-                self._inbox.put_nowait(_Message("text", message))
+                self._inbox.put_nowait(Message("text", message))
 
             @channel.on("close")
             def on_close() -> None:
-                self._inbox.put_nowait(_Message("end", "data channel closed"))
+                self._inbox.put_nowait(Message("end", "data channel closed"))
 
             self._wake.set()
 
@@ -164,7 +141,7 @@ class Call:
         def on_state() -> None:
             log.debug("call %s: peer connection %s", self.id, pc.connectionState)
             if pc.connectionState in ("failed", "closed"):
-                self._inbox.put_nowait(_Message("end", f"peer connection {pc.connectionState}"))
+                self._inbox.put_nowait(Message("end", f"peer connection {pc.connectionState}"))
                 self._wake.set()
 
     async def answer(self, offer_sdp: str) -> str:
@@ -203,10 +180,7 @@ class Call:
             log.debug("call %s failed", self.id, exc_info=True)
             self.close_reason = self.close_reason or "internal error"
         finally:
-            for task in self._voices:
-                task.cancel()
-            await asyncio.gather(*self._voices, return_exceptions=True)
-            self._voices.clear()
+            await self._stop_voices()
             await self._shutdown()
 
     async def close(self, reason: str = "closed by the server") -> None:
@@ -235,93 +209,18 @@ class Call:
             self._pc_close = asyncio.create_task(self._pc.close(), name=f"call-{self.id}-pc-close")
         return self._pc_close
 
-    async def _pump(self) -> None:
-        session = self.session
-        await self._apply(session.start(self._clock()))
-        while True:
-            message = await self._next_message(session.next_deadline())
-            now = self._clock()
-            outputs: list[Output] = []
-            if message is not None:
-                if message.kind == "end":
-                    self.close_reason = self.close_reason or str(message.payload)
-                    return
-                outputs = self._deliver_safely(message, now)
-            outputs += session.tick(now)
-            if await self._apply(outputs):
-                return
+    # --- the transport's side of the pump --------------------------------------------------------------------
 
-    async def _next_message(self, deadline: float | None) -> _Message | None:
-        """The next inbox message, or None once ``deadline`` (the session's next due time) has come.
+    def _play(self, output: PlayAudio) -> None:
+        self.track.enqueue(output.response_id, output.pcm)
 
-        ``deadline=None``: nothing is due, so only a message can wake the pump."""
-        delay = None if deadline is None else deadline - self._clock()
-        if delay is not None and delay <= 0:
-            return None if self._inbox.empty() else self._inbox.get_nowait()
-        try:
-            async with asyncio.timeout(delay):
-                return await self._inbox.get()
-        except TimeoutError:
-            return None
+    def _clear_audio(self) -> None:
+        self.track.clear()
 
-    def _deliver_safely(self, message: _Message, now: float) -> list[Output]:
-        try:
-            return self._deliver(message, now)
-        except Exception:  # a bug in the core must not end the call; answer like the real API's server_error
-            log.debug("call %s: internal error on %s", self.id, message.kind, exc_info=True)
-            if message.kind != "text":
-                return []
-            error = {
-                "type": "server_error",
-                "code": None,
-                "message": "The server had an error while processing your request.",
-                "param": None,
-                "event_id": None,
-            }
-            return [self.session.event("error", error=error)]
+    async def _before_close(self) -> None:
+        await self._drain_channel()
 
-    def _deliver(self, message: _Message, now: float) -> list[Output]:
-        session = self.session
-        if message.kind == "text":
-            self._record_received(message.payload)
-            return session.receive_text(message.payload, now)
-        if message.kind == "audio":
-            return session.receive_audio(message.payload, now)
-        if message.kind == "played":
-            response_id, played_ms, finished = message.payload
-            return session.audio_played(response_id, played_ms, now, finished=finished)
-        if message.kind == "step":
-            outputs: list[Output] = message.payload(session, now)
-            return outputs
-        response_id, pcm = message.payload
-        return session.speech_ready(response_id, pcm, now)
-
-    def _record_received(self, text: str | bytes) -> None:
-        try:
-            self.events_received.append(json.loads(text))
-        except ValueError:
-            self.events_received.append(text)
-
-    async def _apply(self, outputs: list[Output]) -> bool:
-        """Carry out outputs in order; True when the call must end."""
-        for output in outputs:
-            if isinstance(output, SendEvent):
-                self._send(output.event)
-            elif isinstance(output, PlayAudio):
-                self.track.enqueue(output.response_id, output.pcm)
-            elif isinstance(output, ClearAudio):
-                self.track.clear()
-            elif isinstance(output, Synthesize):
-                task = asyncio.create_task(self._render(output), name=f"voice-{output.response_id}")
-                self._voices.add(task)
-                task.add_done_callback(self._voices.discard)
-            elif isinstance(output, CloseCall):
-                self.close_reason = output.reason
-                await self._drain_channel()
-                return True
-        return False
-
-    def _send(self, event: dict[str, Any]) -> None:
+    async def _send(self, event: dict[str, Any]) -> None:
         """Send one server event; split (deltas) or replaced by an ``error`` when over the max-message-size."""
         limit = self._max_message_size
         wire = fit_event(event, limit, self.session.ids)
@@ -357,12 +256,8 @@ class Call:
             async with asyncio.timeout(1.0):
                 await drained.wait()
 
-    async def _render(self, request: Synthesize) -> None:
-        pcm = await render_speech(request.text, self._voice)
-        self._inbox.put_nowait(_Message("speech", (request.response_id, pcm)))
-
     def _on_played(self, response_id: str, played_ms: int, finished: bool) -> None:
-        self._inbox.put_nowait(_Message("played", (response_id, played_ms, finished)))
+        self._inbox.put_nowait(Message("played", (response_id, played_ms, finished)))
 
     async def _read_audio(self) -> None:
         """Drain the client's audio track: mono 48 kHz into the session and the recording."""
@@ -382,4 +277,4 @@ class Call:
                     resampler = Resampler(frame.sample_rate, 1, WIRE_RATE, 1)
                 pcm = resampler.process(pcm)
             self._recording.append(pcm)
-            self._inbox.put_nowait(_Message("audio", pcm))
+            self._inbox.put_nowait(Message("audio", pcm))

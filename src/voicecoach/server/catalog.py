@@ -52,7 +52,7 @@ def is_realtime_model(name: str) -> bool:
     return match is not None and match["base"] in REALTIME_MODELS
 
 
-def invalid_model(model: str, param: str) -> WireError:
+def invalid_model(model: str, param: str | None) -> WireError:
     """The real API's answer to a model it does not serve in realtime mode (§8, ``invalid_model``)."""
     return WireError(
         "invalid_model",
@@ -62,7 +62,7 @@ def invalid_model(model: str, param: str) -> WireError:
     )
 
 
-def missing_model(param: str) -> WireError:
+def missing_model(param: str | None) -> WireError:
     """The real API's answer to an empty model (§8, ``missing_model``)."""
     return WireError("missing_model", "You must provide a model parameter, for example 'gpt-realtime-1.5'.", param)
 

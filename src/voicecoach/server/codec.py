@@ -1,8 +1,11 @@
-"""Decoding of the client's base64 audio payloads and encoding of item audio for ``conversation.item.retrieved``.
+"""Base64 audio on the wire: the client's payloads in, the model's audio out.
 
-Over WebRTC, audio normally travels on RTP; base64 audio only appears in ``input_audio_buffer.append``,
-``input_audio`` content parts and retrieved items. Their format is the session's ``audio.input.format``:
-``audio/pcm`` (16-bit little-endian, 24 kHz mono), ``audio/pcmu`` or ``audio/pcma`` (G.711 at 8 kHz).
+Over WebRTC, audio normally travels on RTP; base64 audio appears in ``input_audio_buffer.append``,
+``input_audio`` content parts and retrieved items. Over WebSocket all audio is base64: the client's microphone
+in ``input_audio_buffer.append`` (decoded as one stream by :class:`InputDecoder`, so that 20 ms chunks join
+without clicks) and the model's voice in ``response.output_audio.delta`` (:func:`encode_output`). The formats
+are the session's ``audio.input.format`` / ``audio.output.format``: ``audio/pcm`` (16-bit little-endian,
+24 kHz mono), ``audio/pcmu`` or ``audio/pcma`` (G.711 at 8 kHz).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..audio.frames import WIRE_RATE, Pcm, resample
+from ..audio.frames import WIRE_RATE, Pcm, Resampler, resample, silence
 from .schema import WireError
 
 PCM_RATE = 24_000
@@ -41,21 +44,85 @@ _ULAW = _ulaw_table()
 _ALAW = _alaw_table()
 
 
-def decode_audio(data: str, audio_format: dict[str, Any], param: str) -> Pcm:
-    """Base64 audio in the session's input format → 48 kHz mono PCM. Raises WireError on bad base64."""
+# Encoding is the nearest G.711 code for each 16-bit value (a table over all 65536 values, built once).
+def _encode_table(decode: npt.NDArray[np.int16]) -> npt.NDArray[np.uint8]:
+    order = np.argsort(decode, kind="stable")
+    values = decode[order].astype(np.int32)
+    wanted = np.arange(-32768, 32768, dtype=np.int32)
+    right = np.clip(np.searchsorted(values, wanted), 1, values.size - 1)
+    left = right - 1
+    nearest = np.where(wanted - values[left] <= values[right] - wanted, left, right)
+    return np.asarray(order[nearest], dtype=np.uint8)
+
+
+_ULAW_ENCODE = _encode_table(_ULAW)
+_ALAW_ENCODE = _encode_table(_ALAW)
+
+
+def _b64decode(data: str, param: str) -> bytes:
     try:
-        raw = base64.b64decode(data, validate=True)
+        return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise WireError("invalid_value", f"Invalid '{param}': the audio is not valid base64.", param) from exc
+
+
+def _samples(raw: bytes, audio_format: dict[str, Any]) -> tuple[Pcm, int]:
+    """The 16-bit samples in ``raw`` and their rate, per the format."""
     kind = audio_format.get("type", "audio/pcm")
     if kind == "audio/pcmu":
-        return resample(_ULAW[np.frombuffer(raw, dtype=np.uint8)], G711_RATE, WIRE_RATE)
+        return _ULAW[np.frombuffer(raw, dtype=np.uint8)], G711_RATE
     if kind == "audio/pcma":
-        return resample(_ALAW[np.frombuffer(raw, dtype=np.uint8)], G711_RATE, WIRE_RATE)
+        return _ALAW[np.frombuffer(raw, dtype=np.uint8)], G711_RATE
     samples = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.int16)
+    return samples, int(audio_format.get("rate", PCM_RATE))
+
+
+def decode_audio(data: str, audio_format: dict[str, Any], param: str) -> Pcm:
+    """Base64 audio in the session's input format → 48 kHz mono PCM. Raises WireError on bad base64."""
+    samples, rate = _samples(_b64decode(data, param), audio_format)
     if samples.size == 0:
         return samples
-    return resample(samples, int(audio_format.get("rate", PCM_RATE)), WIRE_RATE)
+    return resample(samples, rate, WIRE_RATE)
+
+
+class InputDecoder:
+    """``input_audio_buffer.append`` payloads → 48 kHz mono PCM, as one stream.
+
+    One resampler carries its state from append to append (resampling each 20 ms chunk on its own would pad
+    every chunk's edge with silence). Its output lags the input by the filter's delay (under 1 ms);
+    :meth:`flush` returns that tail, and a commit calls it so that everything appended is committed.
+    """
+
+    def __init__(self) -> None:
+        self._resampler: Resampler | None = None
+
+    def decode(self, data: str, audio_format: dict[str, Any], param: str) -> Pcm:
+        samples, rate = _samples(_b64decode(data, param), audio_format)
+        if samples.size == 0:
+            return samples
+        if self._resampler is None or self._resampler.in_rate != rate:
+            self._resampler = Resampler(rate, 1, WIRE_RATE, 1)
+        return self._resampler.process(samples)
+
+    def flush(self) -> Pcm:
+        """The tail still inside the resampler; the next append starts a fresh stream."""
+        resampler, self._resampler = self._resampler, None
+        return resampler.flush() if resampler is not None else silence(0)
+
+
+def encode_output(pcm: Pcm, audio_format: dict[str, Any]) -> tuple[bytes, int, int]:
+    """48 kHz mono PCM → bytes in the session's output format: (bytes, bytes per second, bytes per sample).
+
+    A response is encoded whole, once, so that its ``response.output_audio.delta`` payloads are slices of one
+    clean stream (no resampler edge in each delta)."""
+    kind = audio_format.get("type", "audio/pcm")
+    if kind in ("audio/pcmu", "audio/pcma"):
+        table = _ULAW_ENCODE if kind == "audio/pcmu" else _ALAW_ENCODE
+        samples = resample(pcm, WIRE_RATE, G711_RATE) if pcm.size else pcm
+        return table[samples.astype(np.int32) + 32768].tobytes(), G711_RATE, 1
+    rate = int(audio_format.get("rate", PCM_RATE))
+    samples = resample(pcm, WIRE_RATE, rate) if pcm.size else pcm
+    return samples.astype("<i2").tobytes(), rate * 2, 2
 
 
 def encode_pcm24(pcm: Pcm) -> str:

@@ -12,6 +12,9 @@ from .faults import FaultConfig
 from .scenario import Scenario, default_scenario, load_scenario
 from .session import SessionOptions
 
+Transport = Literal["webrtc", "websocket", "both"]
+TRANSPORTS: tuple[Transport, ...] = ("webrtc", "websocket", "both")
+
 
 class ServerConfig(BaseModel):
     """``port=0`` picks a free port.
@@ -26,6 +29,9 @@ class ServerConfig(BaseModel):
     ``scenario_spans_calls``: each new call goes on with the scenario where the previous call left off (a client
     that reconnects mid-meeting keeps getting the next lines), instead of starting it again.
     ``faults``: HTTP faults in force from the start (see :mod:`.faults`; ``server.faults`` changes them live).
+    ``transport``: which transports are served (``voicecoach serve --transport``). The one left out answers
+    404 with a JSON error naming the flag: ``POST /v1/realtime/calls`` (and hangup) without ``webrtc``,
+    ``GET /v1/realtime`` without ``websocket``. ``client_secrets`` is served either way.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -44,6 +50,11 @@ class ServerConfig(BaseModel):
     response_latency: float = Field(default=0.12, ge=0)
     scenario_spans_calls: bool = False
     faults: FaultConfig = FaultConfig()
+    transport: Transport = "both"
+
+    def serves(self, transport: str) -> bool:
+        """Whether ``transport`` ("webrtc" or "websocket") is served."""
+        return self.transport in ("both", transport)
 
     def accepted_keys(self) -> tuple[str, ...]:
         """Every standard key that is accepted; empty means any key is."""
@@ -95,6 +106,7 @@ def serve_config(
     session_max_seconds: float,
     require_keys: list[str] | None,
     keys_file: Path | None,
+    transport: Transport = "both",
 ) -> ServerConfig:
     """The settings of ``voicecoach serve`` from its flags; a bad value is a :class:`ConfigError` naming the flag."""
     keys = tuple(require_keys or ())
@@ -104,7 +116,12 @@ def serve_config(
         keys += load_keys_file(keys_file)
     try:
         return ServerConfig(
-            host=host, port=port, scenario_path=scenario_path, session_max_seconds=session_max_seconds, api_keys=keys
+            host=host,
+            port=port,
+            scenario_path=scenario_path,
+            session_max_seconds=session_max_seconds,
+            api_keys=keys,
+            transport=transport,
         )
     except ValidationError as exc:
         error = exc.errors()[0]

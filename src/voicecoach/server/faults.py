@@ -19,6 +19,14 @@ a server that misbehaves the way real networks and servers do. Two kinds of faul
       await server.faults.kill_peer(server.calls[0])
       server.faults.send_raw(server.calls[0], "{not json")
 
+* **WebSocket faults**, done now to one live :class:`~voicecoach.server.websocket.WebSocketCall` (also in
+  ``server.calls``): :meth:`Faults.drop` (the TCP connection ends with no close frame: the client sees 1006),
+  :meth:`Faults.freeze` / :meth:`Faults.thaw` (the connection sends nothing, not even pong replies, and reads
+  nothing, until thawed: a dead link the client can only find by its own pings). The call faults above work on
+  a WebSocket call too: ``kill_peer(call, "close")`` is :meth:`drop`, ``kill_peer(call, "blackhole")`` is
+  :meth:`freeze`, ``drop_channel`` is :meth:`drop`; ``send_raw`` sends a text (str) or binary (bytes) frame.
+  HTTP faults on the ``realtime`` endpoint answer the WebSocket upgrade (see ws_endpoint.py).
+
 Every fault is logged at DEBUG and counted in :attr:`Faults.injected`, so a test can tell what it did.
 """
 
@@ -32,14 +40,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .outputs import CloseCall, Output
 from .schema import WireError
+from .websocket import WebSocketCall
 
 if TYPE_CHECKING:
     from .call import Call
     from .session import RealtimeSession
 
+    AnyCall = Call | WebSocketCall
+
 log = logging.getLogger(__name__)
 
-Endpoint = Literal["client_secrets", "calls"]
+Endpoint = Literal["client_secrets", "calls", "realtime"]
 KillMode = Literal["close", "blackhole"]
 
 # Bodies in the style the real API answers these statuses with (realtime-protocol.md §8).
@@ -119,7 +130,7 @@ class Faults:
 
     # --- call faults: done now to one live call ---------------------------------------------------------------
 
-    async def kill_peer(self, call: Call, mode: KillMode = "close") -> None:
+    async def kill_peer(self, call: AnyCall, mode: KillMode = "close") -> None:
         """Kill the call's peer connection.
 
         ``"close"``: the server closes it at once (the client sees DTLS/SCTP shut down within milliseconds, as
@@ -128,6 +139,12 @@ class Faults:
         (ICE consent freshness: about 30 s with aioice's defaults). The server's own call ends either way.
         """
         self._note(f"kill_peer {mode}", call.id)
+        if isinstance(call, WebSocketCall):
+            if mode == "blackhole":
+                call.freeze()
+            else:
+                call.drop()
+            return
         if mode == "close":
             await call.close("killed by a fault")
             return
@@ -138,18 +155,35 @@ class Faults:
                 if transport is not None:
                     transport.close()
 
-    def drop_channel(self, call: Call) -> bool:
-        """Close only the ``oai-events`` data channel (the peer connection stays up). False if it was not open."""
-        self._note("drop_channel", call.id)
-        return call.close_channel()
+    def drop_channel(self, call: AnyCall) -> bool:
+        """Close only the ``oai-events`` data channel (the peer connection stays up). False if it was not open.
 
-    def send_raw(self, call: Call, message: str | bytes) -> bool:
+        On a WebSocket there is only the socket: it is dropped (see :meth:`drop`)."""
+        self._note("drop_channel", call.id)
+        return call.drop() if isinstance(call, WebSocketCall) else call.close_channel()
+
+    def drop(self, call: WebSocketCall) -> bool:
+        """End a WebSocket's TCP connection now, with no close frame. False if it was already closed."""
+        self._note("drop", call.id)
+        return call.drop()
+
+    def freeze(self, call: WebSocketCall) -> None:
+        """A WebSocket stops sending anything (events and pong replies) and reading, until :meth:`thaw`."""
+        self._note("freeze", call.id)
+        call.freeze()
+
+    def thaw(self, call: WebSocketCall) -> None:
+        """A frozen WebSocket carries on (what it held back goes out; overdue timers fire at once)."""
+        self._note("thaw", call.id)
+        call.thaw()
+
+    def send_raw(self, call: AnyCall, message: str | bytes) -> bool:
         """Send ``message`` on the events channel exactly as given (hostile input: not JSON-checked, not kept in
         ``events_sent``). False if the channel is not open or the message is over the peer's size limit."""
         self.injected["send_raw"] += 1  # no log line: a flood sends thousands
         return call.send_raw(message)
 
-    def expire_session(self, call: Call) -> None:
+    def expire_session(self, call: AnyCall) -> None:
         """``error`` ``session_expired`` now, then the call closes, as the real API does at its maximum duration.
 
         Runs in the call's pump, so it is ordered with everything else the call sends.

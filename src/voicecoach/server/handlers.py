@@ -11,7 +11,6 @@ import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .codec import decode_audio
 from .defaults import fill_format, merge_session
 from .items import inline_id, item_from_wire
 from .outputs import Output
@@ -39,11 +38,12 @@ def session_update(s: RealtimeSession, event: dict[str, Any], now: float) -> lis
 
 
 def buffer_append(s: RealtimeSession, event: dict[str, Any], now: float) -> list[Output]:
-    pcm = decode_audio(event["audio"], s.session["audio"]["input"]["format"], "audio")
+    pcm = s.append_decoder.decode(event["audio"], s.session["audio"]["input"]["format"], "audio")
     return s.receive_audio(pcm, now)
 
 
 def buffer_commit(s: RealtimeSession, event: dict[str, Any], now: float) -> list[Output]:
+    out = s.receive_audio(s.append_decoder.flush(), now)  # what was appended is committed, resampler tail too
     buffered = s.input.buffered_ms
     if buffered < 100:
         raise WireError(
@@ -53,10 +53,11 @@ def buffer_commit(s: RealtimeSession, event: dict[str, Any], now: float) -> list
         )
     item_id = s.pending_item or s.ids.item()
     s.pending_item = None
-    return s.commit(s.input.take_all(), item_id, now)
+    return out + s.commit(s.input.take_all(), item_id, now)
 
 
 def buffer_clear(s: RealtimeSession, event: dict[str, Any], now: float) -> list[Output]:
+    s.append_decoder.flush()
     s.input.clear()
     s.pending_item = None
     return [s.event("input_audio_buffer.cleared")]
@@ -163,6 +164,7 @@ def build_response(s: RealtimeSession, params: dict[str, Any], now: float) -> Re
         now,
         latency=s.options.response_latency,
         speed=s.options.generation_speed,
+        stream_audio=s.options.transport == "websocket",
     )
     s.previous_segments = segments
     return response

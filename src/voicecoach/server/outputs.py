@@ -1,8 +1,8 @@
 """What the sans-I/O session core asks its driver to do.
 
 The core (:class:`~voicecoach.server.session.RealtimeSession`) never touches a socket, a track or a clock; each
-of its methods returns a list of these outputs, in order, and the driver (``call.py`` over WebRTC, or a test)
-carries them out in that order.
+of its methods returns a list of these outputs, in order, and the driver (``call.py`` over WebRTC,
+``websocket.py`` over a WebSocket, or a test) carries them out in that order.
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ from ..audio.frames import Pcm
 
 @dataclass(frozen=True)
 class SendEvent:
-    """Send this server event (a JSON-ready dict) on the ``oai-events`` data channel."""
+    """Send this server event (a JSON-ready dict): on the ``oai-events`` data channel, or as a WebSocket text frame."""
 
     event: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class PlayAudio:
-    """Append 48 kHz mono PCM of ``response_id`` to the outgoing audio track's queue."""
+    """Append 48 kHz mono PCM of ``response_id`` to the outgoing audio track's queue (WebRTC only: on a WebSocket
+    the core sends ``response.output_audio.delta`` events instead)."""
 
     response_id: str
     pcm: Pcm

@@ -1,10 +1,11 @@
-"""The local Realtime server: HTTP signaling, ephemeral keys, and the live calls.
+"""The local Realtime server: HTTP signaling, ephemeral keys, and the live calls (WebRTC and WebSocket).
 
 Usage::
 
     async with RealtimeServer(ServerConfig()) as server:
         base_url = server.base_url          # http://127.0.0.1:PORT/v1
-        ...                                 # server.calls: every call so far, for introspection
+        ...                                 # server.calls: every call so far (WebRTC Call and
+                                            # WebSocketCall alike; .transport tells), for introspection
 
 :func:`serve` runs one until cancelled; :func:`run_serve` is the ``voicecoach serve`` entry point.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import ipaddress
 import logging
 import signal
@@ -35,6 +37,9 @@ from .ids import IdFactory, new_call_id, new_ephemeral_key
 from .scenario import Scenario, ScenarioCursor
 from .session import RealtimeSession
 from .voice import check_voice_mode
+from .websocket import WebSocketCall
+
+AnyCall = Call | WebSocketCall
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,7 @@ class _Secret:
 class RealtimeServer:
     def __init__(self, config: ServerConfig | None = None, *, wall_clock: Callable[[], float] = time.time) -> None:
         self.config = config or ServerConfig()
-        self.calls: list[Call] = []
+        self.calls: list[AnyCall] = []
         self.faults = Faults(self.config.faults)  # live fault state: tests change it between steps
         self._wall = wall_clock
         self._ids = IdFactory()
@@ -112,7 +117,7 @@ class RealtimeServer:
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self._port}/v1"
 
-    async def wait_for_call(self, index: int = 0, seconds: float = 10.0) -> Call:
+    async def wait_for_call(self, index: int = 0, seconds: float = 10.0) -> AnyCall:
         """The ``index``-th call (0 = first), waiting up to ``seconds`` for it to be created (TimeoutError)."""
         async with asyncio.timeout(seconds), self._new_call:
             await self._new_call.wait_for(lambda: len(self.calls) > index)
@@ -136,11 +141,19 @@ class RealtimeServer:
             return None
         return copy.deepcopy(secret.session)
 
-    async def open_call(
-        self, offer_sdp: str, token_session: dict[str, Any] | None, requested: dict[str, Any] | None
-    ) -> tuple[Call, str]:
-        """Answer an offer. ``token_session``: from the ephemeral key; ``requested``: a multipart session part."""
-        config = self.config
+    def new_event_id(self) -> str:
+        """An ``event_…`` id for an event sent outside any session (a refused WebSocket's ``error``)."""
+        return self._ids.event()
+
+    def _core(
+        self,
+        token_session: dict[str, Any] | None,
+        requested: dict[str, Any] | None,
+        *,
+        model: str | None = None,
+        transport: str = "webrtc",
+    ) -> RealtimeSession:
+        """A session core: from the ephemeral key's session, a requested session, or the defaults (``model``)."""
         session_id = self._ids.session()
         if token_session is not None:
             session = {**token_session, "id": session_id}
@@ -148,16 +161,62 @@ class RealtimeServer:
         elif requested is not None:
             session = session_from_request(session_id, requested)
         else:
-            session = default_session(session_id)
-        loop = asyncio.get_running_loop()
+            session = default_session(session_id, *((model,) if model else ()))
         assert self._scenario is not None, "start() first"
-        core = RealtimeSession(
+        options = self.config.session_options()
+        if transport == "websocket":
+            options = dataclasses.replace(options, transport="websocket")
+        return RealtimeSession(
             session,
-            now=loop.time(),
+            now=asyncio.get_running_loop().time(),
             unix_time=self._wall(),
             scenario=self._scenario if self._shared_cursor is None else self._shared_cursor,
-            options=config.session_options(),
+            options=options,
         )
+
+    async def _register(self, call: AnyCall) -> None:
+        async with self._new_call:
+            self.calls.append(call)
+            self._new_call.notify_all()
+        closed = [c for c in self.calls if c.closed]
+        if len(closed) > MAX_KEPT_CLOSED_CALLS:  # a long-running `serve` must not keep every recording
+            drop = set(map(id, closed[: len(closed) - MAX_KEPT_CLOSED_CALLS]))
+            self.calls = [c for c in self.calls if id(c) not in drop]
+        log.debug("%s call %s started", call.transport, call.id)
+
+    async def open_websocket(
+        self,
+        ws: web.WebSocketResponse,
+        connection: asyncio.BaseTransport | None,
+        token_session: dict[str, Any] | None,
+        model: str | None,
+    ) -> WebSocketCall:
+        """Start the session of an accepted WebSocket (``ws`` prepared; auth and model checked by the caller).
+
+        ``token_session``: from an ephemeral key (its model wins); otherwise the defaults with ``model``."""
+        config = self.config
+        core = self._core(token_session, None, model=model, transport="websocket")
+        loop = asyncio.get_running_loop()
+        call = WebSocketCall(
+            new_call_id().replace("rtc_", "ws_", 1),
+            core,
+            ws,
+            connection,
+            voice=config.voice,
+            record_seconds=config.record_seconds,
+            clock=loop.time,
+        )
+        call.start()
+        await self._register(call)
+        return call
+
+    async def open_call(
+        self, offer_sdp: str, token_session: dict[str, Any] | None, requested: dict[str, Any] | None
+    ) -> tuple[Call, str]:
+        """Answer an offer. ``token_session``: from the ephemeral key; ``requested``: a multipart session part."""
+        config = self.config
+        core = self._core(token_session, requested)
+        loop = asyncio.get_running_loop()
         call = Call(
             new_call_id(),
             core,
@@ -173,14 +232,7 @@ class RealtimeServer:
             raise
         self._live[call.id] = call
         call.start()
-        async with self._new_call:
-            self.calls.append(call)
-            self._new_call.notify_all()
-        closed = [c for c in self.calls if c.closed]
-        if len(closed) > MAX_KEPT_CLOSED_CALLS:  # a long-running `serve` must not keep every recording
-            drop = set(map(id, closed[: len(closed) - MAX_KEPT_CLOSED_CALLS]))
-            self.calls = [c for c in self.calls if id(c) not in drop]
-        log.debug("call %s started", call.id)
+        await self._register(call)
         return call, answer
 
     async def hang_up(self, call_id: str) -> bool:

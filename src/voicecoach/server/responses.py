@@ -10,16 +10,23 @@ A response is *generated* ``generation_speed`` times faster than it is *spoken*:
 due when its share of the speech has been generated, and carries that share of the audio to the output
 track. So ``response.done`` arrives well before playback ends, as with the real API, and
 ``output_audio_buffer.stopped`` follows when the track has played everything.
+
+Over WebSocket (``stream_audio``) there is no track: each share of the audio goes out at once as
+``response.output_audio.delta`` events of at most :data:`AUDIO_DELTA_MS` each, in the session's output format,
+and there are no ``output_audio_buffer.*`` events, no playback reports and no server-side truncation (the
+client plays, so the client truncates, realtime-protocol.md §2.7).
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..audio.frames import WIRE_RATE, Pcm
+from .codec import encode_output
 from .conversation import Conversation, Item
 from .ids import IdFactory
 from .outputs import Output, PlayAudio, SendEvent, Synthesize
@@ -29,6 +36,10 @@ from .voice import WORD_SECONDS
 log = logging.getLogger(__name__)
 
 Status = Literal["in_progress", "completed", "cancelled", "incomplete"]
+
+# The longest audio one response.output_audio.delta carries on WebSocket: small enough that a client can start
+# playing early and a cancel wastes little, large enough that events stay few (5 per second of speech).
+AUDIO_DELTA_MS = 200
 
 
 @dataclass
@@ -47,8 +58,18 @@ class ResponseParams:
 
 
 class Response:
-    def __init__(self, params: ResponseParams, ids: IdFactory, now: float, *, latency: float, speed: float) -> None:
+    def __init__(
+        self,
+        params: ResponseParams,
+        ids: IdFactory,
+        now: float,
+        *,
+        latency: float,
+        speed: float,
+        stream_audio: bool = False,
+    ) -> None:
         self.id = ids.response()
+        self.stream_audio = stream_audio  # WebSocket: audio as delta events, not on a track
         self.params = params
         self._ids = ids
         self._speed = speed
@@ -56,6 +77,9 @@ class Response:
         self.state: Literal["created", "streaming", "done"] = "created"
         self._start_at = now + latency
         self._pcm: Pcm | None = None
+        self._encoded = b""  # stream_audio: the whole voice in the output format
+        self._bytes_per_second = 0
+        self._sample_bytes = 2
         self.item: Item | None = None
         self._chunks: list[str] = []
         self._due: list[float] = []
@@ -144,6 +168,8 @@ class Response:
         self._chunks = re.findall(r"\s*\S+", p.text) or [p.text]
         total_chars = sum(len(c) for c in self._chunks) or 1
         samples = self._pcm.size if self._pcm is not None else 0
+        if self.stream_audio and self._pcm is not None:
+            self._encoded, self._bytes_per_second, self._sample_bytes = encode_output(self._pcm, p.audio_format)
         seconds = samples / WIRE_RATE if p.modality == "audio" else WORD_SECONDS * len(self._chunks)
         chars = 0
         for chunk in self._chunks:
@@ -193,15 +219,37 @@ class Response:
         part["transcript" if "transcript" in part else "text"] += chunk
         out: list[Output] = [self._event(kind, **self._part_ref(), delta=chunk, obfuscation=self._ids.obfuscation())]
         if self._pcm is not None:
-            end = self._bounds[self.emitted - 1]
-            piece = self._pcm[self.samples_pushed : end]
+            start, end = self.samples_pushed, self._bounds[self.emitted - 1]
+            piece = self._pcm[start:end]
             self.item.audio = self._pcm[:end]
             self.item.audio_samples = end
             self.samples_pushed = end
-            if piece.size and not self.cleared:
+            if piece.size and self.stream_audio:
+                out += self._audio_deltas(start, end)
+            elif piece.size and not self.cleared:
                 self.playback_finished = False
                 out.append(PlayAudio(self.id, piece))
         return out
+
+    def _audio_deltas(self, start: int, end: int) -> list[Output]:
+        """``response.output_audio.delta`` events for the voice's samples ``[start, end)`` (48 kHz positions)."""
+        lo, hi = self._byte_at(start), self._byte_at(end)
+        step = max(self._sample_bytes, self._bytes_per_second * AUDIO_DELTA_MS // 1000)
+        step -= step % self._sample_bytes
+        out: list[Output] = []
+        for offset in range(lo, hi, step):
+            chunk = self._encoded[offset : min(hi, offset + step)]
+            delta = base64.b64encode(chunk).decode("ascii")
+            out.append(self._event("response.output_audio.delta", **self._part_ref(), delta=delta))
+        return out
+
+    def _byte_at(self, sample: int) -> int:
+        """The byte offset in the encoded voice of 48 kHz sample ``sample`` (the end maps to the very end, so
+        the resampler's last samples are sent too)."""
+        if self._pcm is not None and sample >= self._pcm.size:
+            return len(self._encoded)
+        offset = sample * self._bytes_per_second // WIRE_RATE
+        return min(len(self._encoded), offset - offset % self._sample_bytes)
 
     # --- ending --------------------------------------------------------------------------------------------
 
@@ -265,13 +313,15 @@ class Response:
     @property
     def settled(self) -> bool:
         """Nothing more can happen: generation is over and playback is reported (or was cut, or never was)."""
+        if self.stream_audio:
+            return self.state == "done"  # no playback to wait for: the client plays what it received
         return self.state == "done" and (self.cleared or self.samples_pushed == 0 or self._stopped_sent)
 
     @property
     def audio_outstanding(self) -> bool:
         """Audio of this response is queued or still to come (what a buffer clear would cut)."""
-        if self.cleared or self.params.modality != "audio":
-            return False
+        if self.cleared or self.params.modality != "audio" or self.stream_audio:
+            return False  # on WebSocket nothing is queued here: a barge-in only cancels (the client truncates)
         return (self.state != "done" and self.emitted < self._limit) or (
             self.samples_pushed > 0 and not self.playback_finished
         )

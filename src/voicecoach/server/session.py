@@ -11,6 +11,11 @@ order; see :mod:`~voicecoach.server.outputs`)::
     session.speech_ready(response_id, pcm, now)          # answer to a Synthesize output
     session.audio_played(response_id, played_ms, now, finished=...)  # from the output track, per frame
 
+``SessionOptions.transport`` says what the call runs on. ``"websocket"``: the model's audio goes out as
+``response.output_audio.delta`` events (no :class:`PlayAudio`), there are no ``output_audio_buffer.*`` events,
+``output_audio_buffer.clear`` is not an accepted client event, and a barge-in cancels without truncating
+(the client plays the audio, so only the client knows what was heard: realtime-protocol.md §2.7).
+
 Client mistakes become ``error`` events (never an exception, never a closed channel); after
 ``session_max_seconds`` the session sends ``session_expired`` and a :class:`CloseCall`, and ignores
 everything afterwards. Event handlers live in :mod:`~voicecoach.server.handlers`.
@@ -26,9 +31,10 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..audio.frames import Pcm
+from .codec import InputDecoder
 from .conversation import Conversation, Item
 from .handlers import HANDLERS, build_response
 from .ids import IdFactory
@@ -51,6 +57,12 @@ class SessionOptions:
     transcription_latency: float = 0.15  # commit → first transcription delta
     transcription_word_interval: float = 0.02
     input_buffer_seconds: float = 120.0
+    transport: Literal["webrtc", "websocket"] = "webrtc"
+
+
+# Client event types OpenAI accepts only on WebRTC/SIP connections (realtime-protocol.md §3): on a WebSocket
+# they are unknown types, answered like any other (invalid_value on 'type', listing the accepted ones).
+WEBRTC_ONLY_EVENTS = frozenset({"output_audio_buffer.clear"})
 
 
 class RealtimeSession:
@@ -71,6 +83,8 @@ class RealtimeSession:
         self.scenario = scenario if isinstance(scenario, ScenarioCursor) else ScenarioCursor(scenario)
         self.conversation = Conversation(self.ids.conversation())
         self.input = InputAudio(self.turn_detection, self.options.input_buffer_seconds)
+        self.append_decoder = InputDecoder()
+        self.event_types = tuple(k for k in EVENTS if self.options.transport == "webrtc" or k not in WEBRTC_ONLY_EVENTS)
         self.limiter = RateLimiter()
         self.responses: list[Response] = []  # unsettled ones: generating, or with audio still to report
         self.previous_segments: list[Segment] = []
@@ -128,8 +142,8 @@ class RealtimeSession:
             if isinstance(data.get("event_id"), str):
                 client_event_id = data["event_id"]
             kind = data["type"]
-            if not isinstance(kind, str) or kind not in EVENTS:
-                raise invalid_value("type", kind, tuple(EVENTS))
+            if not isinstance(kind, str) or kind not in self.event_types:
+                raise invalid_value("type", kind, self.event_types)
             checked = EVENTS[kind].check(data, "")
             out += HANDLERS[kind](self, checked, now)
         except WireError as exc:

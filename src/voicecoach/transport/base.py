@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import SecretStr
 
 from ..audio.base import FrameSource
+
+T = TypeVar("T")
 
 
 class Uplink(Protocol):
@@ -60,7 +62,8 @@ class Transport(Protocol):
     async def connect(self, timeout_s: float) -> None: ...
 
     def send(self, event: dict[str, Any]) -> str:
-        """Send one client event; returns the text sent. Raises TransportError when it cannot go."""
+        """Send one client event; returns the text sent, or "" when this transport has no such event and dropped
+        it (``output_audio_buffer.clear`` is WebRTC's). Raises TransportError when it cannot go."""
 
     def messages(self) -> AsyncGenerator[str | bytes, None]:
         """Server events as they arrive, raw; ends when the transport closes."""
@@ -73,3 +76,28 @@ class Transport(Protocol):
 
 # Builds one transport for one link: the microphone source it sends, and the key it connects with.
 TransportFactory = Callable[[FrameSource, SecretStr], Transport]
+
+
+async def until_closed(inbox: asyncio.Queue[T], closed: asyncio.Event) -> AsyncGenerator[T, None]:
+    """What ``inbox`` holds, in order, then what arrives, until ``closed`` is set and the inbox is empty.
+
+    The shared body of the transports' ``messages()``: whatever is already queued when the connection closes is
+    still delivered (the last transcript before a drop is not lost).
+    """
+    while True:
+        if not inbox.empty():
+            yield inbox.get_nowait()
+            continue
+        if closed.is_set():
+            return
+        got = asyncio.ensure_future(inbox.get())
+        gone = asyncio.ensure_future(closed.wait())
+        try:
+            await asyncio.wait({got, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not got.done():
+                got.cancel()
+            await asyncio.gather(got, gone, return_exceptions=True)
+        if got.done() and not got.cancelled():
+            yield got.result()

@@ -18,6 +18,7 @@ from .base import Transport, TransportFactory
 from .credentials import KeySource, key_source, obtain_client_secret
 from .signaling import post_offer
 from .webrtc import WebRtcTransport
+from .websocket import WebSocketTransport, realtime_url
 
 
 def transport_factory(http: aiohttp.ClientSession, settings: Settings) -> TransportFactory:
@@ -29,6 +30,16 @@ def transport_factory(http: aiohttp.ClientSession, settings: Settings) -> Transp
             return answer.sdp
 
         return WebRtcTransport(source, exchange, ice_servers=settings.ice_servers)
+
+    return make
+
+
+def websocket_factory(http: aiohttp.ClientSession, settings: Settings) -> TransportFactory:
+    """A factory of WebSocket transports to ``{base_url}/realtime?model=M`` (ws:// or wss://)."""
+    url = realtime_url(settings.base_url, settings.model)
+
+    def make(source: FrameSource, key: SecretStr) -> Transport:
+        return WebSocketTransport(source, http, url, key)
 
     return make
 

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from aiortc import (
 from ..audio.base import FrameSource
 from ..audio.tracks import MicTrack
 from ..errors import TransportError
-from .base import AudioOut
+from .base import AudioOut, until_closed
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,12 @@ EVENTS_LABEL = "oai-events"
 # The data channel's message size limit when the answer does not advertise one (RFC 8841 default, which aiortc
 # applies); a larger send raises in aiortc, so we check first and say which event was too big.
 DEFAULT_MAX_MESSAGE = 65_536
+
+# A link that delivers nothing for this long is dead (issue 12); ICE consent would take 30 s to say so. The
+# watchdog counts every packet the DTLS transport receives (RTP, RTCP, the data channel), since aiortc peers
+# send RTCP reports every 0.5-1.5 s even when no audio flows. Checked DEAD_LINK_CHECKS times per bound.
+DEAD_LINK_S = 5.0
+DEAD_LINK_CHECKS = 10
 
 Exchange = Callable[[str], Awaitable[str]]
 
@@ -54,7 +60,14 @@ class ConnectTimings:
 class WebRtcTransport:
     name = "webrtc"
 
-    def __init__(self, source: FrameSource, exchange: Exchange, *, ice_servers: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        source: FrameSource,
+        exchange: Exchange,
+        *,
+        ice_servers: list[str] | None = None,
+        dead_link_s: float = DEAD_LINK_S,
+    ) -> None:
         servers = [RTCIceServer(urls=url) for url in (ice_servers or [])]
         # iceServers=[] matters: with None aiortc adds a public STUN server, a 5 s stall when it is unreachable.
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
@@ -69,6 +82,8 @@ class WebRtcTransport:
         self._t = ConnectTimings()
         self.timings: dict[str, float] = {}
         self._closing = False
+        self._dead_link_s = dead_link_s
+        self._watchdog: asyncio.Task[None] | None = None
 
     @property
     def connection_state(self) -> str:
@@ -119,6 +134,21 @@ class WebRtcTransport:
             "dtls_sctp_ms": (t.channel_open - t.answer_received) * 1000,
         }
         log.debug("data channel open: %s", self.timings)
+        self._watchdog = asyncio.create_task(self._watch(), name="webrtc-watchdog")
+
+    async def _watch(self) -> None:
+        """Close the transport when no packet at all has come from the peer for ``dead_link_s``."""
+        seen, since = -1, time.monotonic()
+        while not self.closed.is_set():
+            await asyncio.sleep(self._dead_link_s / DEAD_LINK_CHECKS)
+            report = await self._pc.getStats()
+            count = sum(int(s.packetsReceived) for s in report.values() if s.type == "transport")
+            now = time.monotonic()
+            if count != seen:
+                seen, since = count, now
+            elif now - since >= self._dead_link_s:
+                self._mark_closed(f"no RTP and no RTCP from the peer for {self._dead_link_s:g} s")
+                return
 
     def _wire(self, pc: RTCPeerConnection, channel: RTCDataChannel) -> None:
         @pc.on("track")
@@ -149,25 +179,9 @@ class WebRtcTransport:
             self.close_reason = reason if not self._closing else "closed by us"
             self.closed.set()
 
-    async def messages(self) -> AsyncIterator[str | bytes]:
+    def messages(self) -> AsyncGenerator[str | bytes, None]:
         """Data-channel messages in arrival order; ends once the connection is closed and the inbox is empty."""
-        while True:
-            if not self._inbox.empty():
-                yield self._inbox.get_nowait()
-                continue
-            if self.closed.is_set():
-                return
-            got = asyncio.ensure_future(self._inbox.get())
-            gone = asyncio.ensure_future(self.closed.wait())
-            try:
-                await asyncio.wait({got, gone}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                gone.cancel()
-                if not got.done():
-                    got.cancel()
-                await asyncio.gather(got, gone, return_exceptions=True)
-            if got.done() and not got.cancelled():
-                yield got.result()
+        return until_closed(self._inbox, self.closed)
 
     async def play(self, player: AudioOut) -> None:
         """Feed the model's audio track (it arrives with the answer) to ``player`` until the track ends."""
@@ -191,6 +205,9 @@ class WebRtcTransport:
         self.uplink.stop()
         self._closing = True
         self._mark_closed("closed by us")
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
         if not self._remote.done():
             self._remote.cancel()
         # Shielded: a second close() awaits aiortc's internal "closed" future, and cancelling that await would
