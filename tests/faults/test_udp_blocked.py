@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from e2e_harness import meeting
-from faults_harness import write_wav
+from faults_harness import figure, write_wav
 
 NEEDS = [shutil.which("unshare"), shutil.which("nft"), shutil.which("ip")]
 pytestmark = [
@@ -102,6 +102,7 @@ def test_auto_falls_back_to_the_websocket_and_coaches_the_meeting(tmp_path: Path
     assert "WebRTC" in up, up  # the line says why: WebRTC did not come up
     # Process start → session.updated over the WebSocket, on a network where WebRTC can never connect.
     assert up_at - started <= 5.0, f"fell back after {up_at - started:.1f} s"
+    figure("UDP blocked", client_start_to_websocket_up_ms=round((up_at - started) * 1000))
     assert f"You: {said[1]}" in text
     assert f"Coach (quick): {hint}" in text
     assert "session ended: the input file ended" in text
