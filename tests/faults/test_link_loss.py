@@ -21,14 +21,11 @@ from voicecoach.coach.actions import Intent
 from voicecoach.coach.state import State
 from voicecoach.server import RealtimeServer
 
-# The faults here (a killed peer connection, a dropped data channel, ICE consent, a failed client secret) are
-# WebRTC's; the WebSocket's own (a dropped socket, a frozen peer) are in test_dead_link.py.
-pytestmark = pytest.mark.transports("webrtc")
-
 LINES = ["Thanks, everyone.", "Good question."]
 HINTS = ["Open with the revenue numbers, then name the one risk that matters.", "On track."]
 
 
+# On a WebSocket both faults drop the socket (the server's kill_peer "close" and drop_channel do the same there).
 @pytest.mark.parametrize("how", ["kill_peer", "drop_channel"])
 async def test_link_lost_mid_hint_reconnects_and_loses_nothing(how: str, server_factory: Any, tmp_path: Path) -> None:
     server: RealtimeServer = await server_factory(utterances=LINES, responses=HINTS)
@@ -82,6 +79,7 @@ async def test_link_lost_mid_hint_reconnects_and_loses_nothing(how: str, server_
     )
 
 
+@pytest.mark.transports("webrtc")  # ICE consent is WebRTC's; a frozen WebSocket peer is in test_dead_link.py
 async def test_dead_network_is_noticed_and_the_session_goes_on(
     server_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -112,6 +110,7 @@ async def test_dead_network_is_noticed_and_the_session_goes_on(
     )
 
 
+@pytest.mark.transports("webrtc")  # the WebSocket takes the standard key: no client secret to fail
 async def test_reconnect_that_fails_once_is_retried(server_factory: Any, tmp_path: Path) -> None:
     """A transient failure on reconnect (503 once) is retried after the back-off, and the session goes on."""
     server: RealtimeServer = await server_factory()
