@@ -74,7 +74,6 @@ class Call(SessionPump):
         self._remote: MediaStreamTrack | None = None
         self._wake = asyncio.Event()  # the events channel opened, or the connection failed first
         self._remote_ready = asyncio.Event()
-        self._runner: asyncio.Task[None] | None = None
         self._pc_close: asyncio.Task[None] | None = None
         self._max_message_size: int | None = None  # the offer's a=max-message-size (None: no limit)
         self._wire()

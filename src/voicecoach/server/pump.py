@@ -13,6 +13,7 @@ how an event is sent and how audio is played; they own the pump task and call :m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -51,6 +52,25 @@ class SessionPump:
         self._clock = clock
         self._inbox: asyncio.Queue[Message] = asyncio.Queue()
         self._voices: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None  # the connection's run(), started by the transport
+
+    async def close(self, reason: str = "closed by the server") -> None:
+        """End the connection (idempotent): cancel its tasks, then shut the transport down."""
+        if not self.close_reason:
+            self.close_reason = reason
+        self._closing()
+        runner = self._runner
+        if runner is not None and not runner.done():
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+        await self._shutdown()
+
+    def _closing(self) -> None:
+        """What must happen before the connection's tasks are cancelled (nothing, unless a transport says)."""
+
+    async def _shutdown(self) -> None:
+        raise NotImplementedError
 
     def run_in_pump(self, step: PumpStep) -> None:
         """Run ``step(session, now)`` in the pump, in order with everything else, and carry out its outputs."""

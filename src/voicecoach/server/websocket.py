@@ -73,7 +73,6 @@ class WebSocketCall(SessionPump):
         self._recording: deque[Pcm] = deque()
         self._recorded = 0
         self._record_max = int(record_seconds * WIRE_RATE)
-        self._runner: asyncio.Task[None] | None = None
         self._close_code = CLOSE_NORMAL
 
     @property
@@ -136,17 +135,8 @@ class WebSocketCall(SessionPump):
             await self._stop_voices()
             await self._shutdown()
 
-    async def close(self, reason: str = "closed by the server") -> None:
-        """End the connection (idempotent): cancel its tasks, close the socket."""
-        if not self.close_reason:
-            self.close_reason = reason
+    def _closing(self) -> None:
         self._thawed.set()  # a frozen connection must not keep the server from stopping
-        runner = self._runner
-        if runner is not None and not runner.done():
-            runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
-        await self._shutdown()
 
     async def _shutdown(self) -> None:
         if not self.closed:
