@@ -19,7 +19,8 @@ LINES = ["Point one.", "Point two.", "Point three."]
 
 def scenario_file(tmp_path: Path) -> Path:
     path = tmp_path / "scenario.toml"
-    path.write_text("utterances = [%s]\n" % ", ".join(json.dumps(line) for line in LINES * 20))
+    utterances = ", ".join(json.dumps(line) for line in LINES * 20)
+    path.write_text(f"utterances = [{utterances}]\n")
     return path
 
 
