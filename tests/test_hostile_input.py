@@ -106,7 +106,7 @@ def test_coach_survives_any_event_sequence_and_stays_consistent(sequence: list[t
                 assert type(action.event).model_validate(wire) == action.event
         assert coach.state in State
         if coach.state is State.SPEAKING:
-            assert coach._speaking_hint() is not None
+            assert coach._hints.speaking is not None
     assert len(coach.conversation) <= 2000
 
 

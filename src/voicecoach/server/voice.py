@@ -8,7 +8,7 @@ Two renderers:
   syllable-rate envelope, ~0.4 s per word, short gaps between words). It is not words, but it has speech's
   level, rhythm and spectrum, so VAD, Opus and envelope tests behave as with speech.
 
-The server renders off the event loop (:func:`render_speech` runs espeak as an asyncio subprocess);
+The server renders off the event loop (:func:`render_speech` runs espeak in a thread);
 :func:`speech_pcm` is the blocking variant for tests and scripts.
 """
 
@@ -117,26 +117,14 @@ def check_voice_mode(mode: VoiceMode) -> None:
 
 
 async def render_speech(text: str, mode: VoiceMode = "auto", rate: int = WIRE_RATE) -> Pcm:
-    """Render ``text`` without blocking the loop: espeak-ng as a subprocess, or the synthetic voice."""
-    exe = espeak_path() if mode != "synth" else None
-    if exe is None or not text.strip():
-        # In a thread: a long reply takes ~80 ms to synthesize, enough to starve the call's outgoing audio.
+    """Render ``text`` without blocking the loop, in a thread: espeak-ng, or the synthetic voice.
+
+    A thread, not an asyncio subprocess: asyncio's child watcher warns ("Unknown child process pid") when
+    something else in the process (the sound server's client library, a plain ``subprocess`` call) reaps a child
+    first, and that warning would land on the user's terminal. A cancelled response's rendering finishes in the
+    background (espeak-ng takes well under a second) and is dropped.
+    """
+    if mode == "synth" or not text.strip():
+        # Even the synthetic voice: a long reply takes ~80 ms, enough to starve the call's outgoing audio.
         return await asyncio.to_thread(synth_speech, text, rate)
-    proc = await asyncio.create_subprocess_exec(
-        exe, *_ESPEAK_ARGS, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    try:
-        out, _ = await proc.communicate(text.encode())
-    except asyncio.CancelledError:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        raise
-    try:
-        if proc.returncode != 0:
-            raise ValueError(f"espeak-ng exited with {proc.returncode}")
-        return await asyncio.get_running_loop().run_in_executor(None, _from_espeak, out, rate)
-    except ValueError as exc:
-        # A response must always have a voice: fall back rather than fail the response.
-        log.debug("espeak-ng output unusable (%s); using the synthetic voice", exc)
-        return await asyncio.to_thread(synth_speech, text, rate)
+    return await asyncio.to_thread(speech_pcm, text, rate)

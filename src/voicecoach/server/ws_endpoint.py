@@ -105,7 +105,11 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
         return error_response(status, message, code=code)
     auth = Auth(request, allow_ephemeral=True, token=_subprotocol_key(request))
     refusal = (WireError(fault[2], fault[1]), CLOSE_AUTH) if fault is not None else _refusal(request, auth)
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except ConnectionError as exc:  # the client gave up during the upgrade (a frozen peer thawed too late)
+        log.debug("websocket upgrade abandoned by the client: %s", exc)
+        return ws
     if refusal is not None:
         error, close_code = refusal
         log.debug("websocket refused: %s (close %d)", error.code, close_code)

@@ -138,14 +138,17 @@ class WebRtcTransport:
 
     async def _watch(self) -> None:
         """Close the transport when no packet at all has come from the peer for ``dead_link_s``."""
+        interval = self._dead_link_s / DEAD_LINK_CHECKS
         seen, since = -1, time.monotonic()
         while not self.closed.is_set():
-            await asyncio.sleep(self._dead_link_s / DEAD_LINK_CHECKS)
+            await asyncio.sleep(interval)
             report = await self._pc.getStats()
             count = sum(int(s.packetsReceived) for s in report.values() if s.type == "transport")
             now = time.monotonic()
             if count != seen:
-                seen, since = count, now
+                # The packet came at some point since the last check: count from then, so that the link is
+                # declared dead at most dead_link_s after its last packet (never a check interval later).
+                seen, since = count, now - interval
             elif now - since >= self._dead_link_s:
                 self._mark_closed(f"no RTP and no RTCP from the peer for {self._dead_link_s:g} s")
                 return

@@ -63,7 +63,9 @@ APPEND_MS = 40
 # A link that delivers nothing for this long is dead (issue 12): ICE consent would take 30 s to say so.
 DEAD_LINK_S = 5.0
 # aiohttp pings after `heartbeat` s without a received frame and gives up when no pong follows within half of
-# that again, so the link is declared dead 1.5 x heartbeat after the last frame: exactly DEAD_LINK_S.
+# that again, so the link is declared dead 1.5 x heartbeat after the last frame. Its timers fire a little late
+# (the loop's scheduling), so they aim a tenth before the promise: within DEAD_LINK_S, not at it.
+DEAD_LINK_AIM = 0.9
 HEARTBEAT_PER_DEAD_LINK = 1 / 1.5
 # A server event may be big (a long audio delta); the API's own limit for client events is 15 MiB.
 MAX_MESSAGE = 16 << 20
@@ -166,7 +168,7 @@ class WebSocketTransport:
             ws = await self._http.ws_connect(
                 self.url,
                 headers=headers,
-                heartbeat=self._dead_link_s * HEARTBEAT_PER_DEAD_LINK,
+                heartbeat=self._dead_link_s * DEAD_LINK_AIM * HEARTBEAT_PER_DEAD_LINK,
                 max_msg_size=MAX_MESSAGE,
                 timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S),
             )
