@@ -1,4 +1,4 @@
-"""CPU of the client process over a window of full-duplex audio.
+"""CPU of the client process over a window of full-duplex audio, over WebRTC and over the WebSocket.
 
 The client is the real program, ``python -m voicecoach run --plain``, reading a WAV of meeting speech as its
 microphone and writing the coach's voice to a WAV file; the server is another process. The scenario makes
@@ -6,6 +6,11 @@ every other utterance a trigger, so the coach speaks a good part of the time: Op
 (the server's track sends silence frames between hints, as a real peer does). CPU is user + system time of
 the client's whole process (every thread) from /proc, over a window that starts once ``[listening]`` is
 printed, so start-up (imports, connect) is left out and reported apart.
+
+Both transports are measured in the same run, so that the WebSocket is judged against WebRTC on the same
+machine under the same load. The window is split into rounds in the order WebRTC, WebSocket, WebSocket,
+WebRTC (ABBA), each with a fresh server and client, so that load that drifts during the run weighs on both
+alike; each transport's figure is its CPU seconds over its window seconds, summed over its rounds.
 """
 
 from __future__ import annotations
@@ -53,13 +58,14 @@ def _meeting_wav(path: Path, seconds: float) -> int:
     return spoken
 
 
-async def _measure(tmp: Path, window: float) -> dict[str, Any]:
+async def _measure(tmp: Path, window: float, transport: str) -> dict[str, Any]:
     mic = tmp / "cpu-meeting.wav"
     spoken = _meeting_wav(mic, window + 10)
     # Transcripts are scripted; VAD may split a line in two, so the script runs on past the audio.
     utterances = [LINES[i % len(LINES)] for i in range(2 * spoken + 10)]
     async with ServerProcess(tmp, utterances=utterances, responses=[HINT]) as server:
-        command = [python(), "-m", "voicecoach", "run", "--plain", "--base-url", server.base_url]
+        command = [python(), "-m", "voicecoach", "run", "--plain", "--transport", transport]
+        command += ["--base-url", server.base_url]
         command += ["--input-file", str(mic), "--output-file", str(tmp / "cpu-out.wav"), "--ice-host", LOOPBACK]
         command += ["--duration", f"{window + 30:g}"]  # a backstop: the window is ended by SIGTERM
         started = time.monotonic()
@@ -108,19 +114,34 @@ async def _measure(tmp: Path, window: float) -> dict[str, Any]:
             await asyncio.gather(*readers, return_exceptions=True)
     if proc.returncode != SIGNAL_EXIT:
         raise RuntimeError(f"the client exited with {proc.returncode}: {b''.join(errors).decode()[-800:]}")
-    elapsed = t1 - t0
-    share = (client1 - client0) / elapsed
     return {
-        "window_s": round(elapsed, 2),
-        "client_cpu_percent_of_one_core": round(share * 100, 1),
-        "client_cpu_s_per_audio_minute": round(share * 60, 2),
-        "server_cpu_percent_of_one_core": round((server1 - server0) / elapsed * 100, 1),
-        "client_startup_cpu_s": round(startup_cpu, 2),
-        "client_startup_wall_s": round(ready - started, 2),
+        "window_s": t1 - t0,
+        "client_cpu_s": client1 - client0,
+        "server_cpu_s": server1 - server0,
+        "client_startup_cpu_s": startup_cpu,
+        "client_startup_wall_s": ready - started,
         "utterances_heard": sum(1 for line in lines if line.startswith("You:")),
         "hints_spoken": sum(1 for line in lines if line.startswith("Coach (")),
         "coach_voiced_s": _voiced_seconds(tmp / "cpu-out.wav"),
-        "mic_speech": speech_kind(),
+    }
+
+
+def _combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One transport's rounds as one window: shares over the summed window, counts summed, start-up averaged."""
+    elapsed = sum(r["window_s"] for r in rounds)
+    share = sum(r["client_cpu_s"] for r in rounds) / elapsed
+    return {
+        "window_s": round(elapsed, 2),
+        "rounds": len(rounds),
+        "client_cpu_percent_of_one_core": round(share * 100, 1),
+        "client_cpu_percent_by_round": [round(r["client_cpu_s"] / r["window_s"] * 100, 1) for r in rounds],
+        "client_cpu_s_per_audio_minute": round(share * 60, 2),
+        "server_cpu_percent_of_one_core": round(sum(r["server_cpu_s"] for r in rounds) / elapsed * 100, 1),
+        "client_startup_cpu_s": round(sum(r["client_startup_cpu_s"] for r in rounds) / len(rounds), 2),
+        "client_startup_wall_s": round(sum(r["client_startup_wall_s"] for r in rounds) / len(rounds), 2),
+        "utterances_heard": sum(r["utterances_heard"] for r in rounds),
+        "hints_spoken": sum(r["hints_spoken"] for r in rounds),
+        "coach_voiced_s": round(sum(r["coach_voiced_s"] for r in rounds), 1),
     }
 
 
@@ -130,5 +151,14 @@ def _voiced_seconds(path: Path) -> float:
     return round(float(np.count_nonzero(envelope(pcm, rate, 20) > 0.01)) * 0.02, 1)
 
 
-def run(tmp: Path, *, window: float) -> dict[str, Any]:
-    return asyncio.run(_measure(tmp, window))
+def run(tmp: Path, *, window: float, rounds: int) -> dict[str, Any]:
+    """``rounds`` rounds per transport (1: WebRTC then WebSocket; 2: ABBA), ``window`` s per transport in all."""
+    order = ["webrtc", "websocket", "websocket", "webrtc"] if rounds == 2 else ["webrtc", "websocket"] * rounds
+    per: dict[str, list[dict[str, Any]]] = {"webrtc": [], "websocket": []}
+    for transport in order:
+        per[transport].append(asyncio.run(_measure(tmp, window / rounds, transport)))
+    out: dict[str, Any] = {transport: _combine(samples) for transport, samples in per.items()}
+    webrtc, websocket = (out[t]["client_cpu_percent_of_one_core"] for t in ("webrtc", "websocket"))
+    out["websocket_minus_webrtc_points"] = round(websocket - webrtc, 1)
+    out["mic_speech"] = speech_kind()
+    return out

@@ -1,4 +1,7 @@
-"""Trigger → ``response.create`` sent, and interrupt → silence, through the real runner over loopback WebRTC.
+"""Trigger → ``response.create`` sent, and interrupt → silence, through the real runner over loopback.
+
+Triggers run over WebRTC; interrupts over the transport asked for (WebRTC, or the WebSocket: the same rounds,
+the same sinks, the same budget).
 
 The client (:class:`~benchlib.live.LiveClient`) runs in this process; the server runs in a child process
 and injects transcription deltas onto the call when a phrase is needed, exactly as its transcriber would.
@@ -11,7 +14,8 @@ that completes the phrase, and the same plus decoding, parsing and serializing (
 
 Interrupts: a quick hint is asked for; once it sounds and has played a while, the key or the phrase "got it"
 interrupts it. Done = the last audible sample has left the player (from the sink's block log) and the
-cancel/clear events have been handed to the data channel; figures run from the key press or the phrase's
+cancel/clear events have been handed to the transport (the data channel; on the WebSocket, its send queue,
+which drops the WebRTC-only ``output_audio_buffer.clear``); figures run from the key press or the phrase's
 arrival to then. The runner's ``hint.interrupt_to_silence_ms`` is reported too (see BENCHMARKS.md: it polls).
 """
 
@@ -76,7 +80,7 @@ async def triggers(server: ServerProcess, sink: FrameSink, n: int) -> dict[str, 
     phrase: list[float] = []
     phrase_wire: list[float] = []
     phrase_metric: list[float] = []
-    async with LiveClient(server.base_url, sink) as client:
+    async with LiveClient(server.base_url, sink, "webrtc") as client:
         view, coach = client.view, client.runner.coach
         for i in range(2 * n):
             by_phrase = i >= n
@@ -151,7 +155,9 @@ def pure_triggers(n: int) -> dict[str, Any]:
 # --- interrupts --------------------------------------------------------------------------------------------
 
 
-async def interrupts(server: ServerProcess, sink: RecordingFileSink | RecordingPullSink, reps: int) -> dict[str, Any]:
+async def interrupts(
+    server: ServerProcess, sink: RecordingFileSink | RecordingPullSink, reps: int, transport: str
+) -> dict[str, Any]:
     """``reps`` interrupts by key and ``reps`` by phrase, alternating; the sink's block log gives the silence."""
     results: dict[str, list[float]] = {
         "key_ms": [],
@@ -162,7 +168,8 @@ async def interrupts(server: ServerProcess, sink: RecordingFileSink | RecordingP
         "runner_metric_ms": [],
     }
     cancels = 0
-    async with LiveClient(server.base_url, sink) as client:
+    stuck: list[str] = []
+    async with LiveClient(server.base_url, sink, transport) as client:
         view, coach, player = client.view, client.runner.coach, client.runner.player
         for rep in range(2 * reps):
             by_phrase = rep % 2 == 1
@@ -177,8 +184,16 @@ async def interrupts(server: ServerProcess, sink: RecordingFileSink | RecordingP
             else:
                 pressed = time.monotonic()
                 client.intents.put_nowait(Intent.INTERRUPT)
-            await client.wait(view.has(mark, "metric", SILENCE_METRIC), 5, "the player to fall silent")
-            flush = view.since(mark, "flush")[0]
+            try:
+                await client.wait(view.has(mark, "metric", SILENCE_METRIC), 5, "the player to fall silent")
+            except TimeoutError:
+                # Counted, not fatal: the sink's log still says when the sound really stopped (if it did).
+                stuck.append(f"round {rep} ({'phrase' if by_phrase else 'key'}): {_state(client, mark)}")
+                await client.wait(lambda: not player.is_playing, 30, "the player to fall silent at last")
+            flushes = view.since(mark, "flush")
+            if not flushes:
+                raise RuntimeError(f"round {rep}: the interrupt flushed nothing ({_state(client, mark)})")
+            flush = flushes[0]
             assert flush.asked_at is not None
             start = flush.asked_at if by_phrase else pressed
             sends = view.since(mark, "cancel") + view.since(mark, "clear")
@@ -191,14 +206,22 @@ async def interrupts(server: ServerProcess, sink: RecordingFileSink | RecordingP
                 results["phrase_over_wire_ms"].append((done - sent_at) * 1000)
             results["flush_to_silent_ms"].append(max(0.0, silent - flush.at) * 1000)
             results["cancel_sent_ms"].append((sent - start) * 1000)
-            results["runner_metric_ms"].append(view.since(mark, "metric", SILENCE_METRIC)[0].value)
+            results["runner_metric_ms"] += [m.value for m in view.since(mark, "metric", SILENCE_METRIC)[:1]]
     out: dict[str, Any] = {name: summarize(values) for name, values in results.items()}
     out["response_cancel_sent"] = f"{cancels}/{2 * reps}"
+    # Rounds whose runner never reported silence within 5 s of the interrupt (their figures are in the summaries).
+    out["rounds_not_silent_within_5_s"] = stuck
     out["player_underruns"] = client.runner.player.underruns
     out["block_ms"] = round(sink.log.block_ms(), 2)
     # How regularly the output was pulled: a device callback that comes late (a starved audio thread) shows here.
     out["pull_gap_ms"] = summarize(sink.log.gaps_ms())
     return out
+
+
+def _state(client: LiveClient, mark: int) -> str:
+    runner = client.runner
+    seen = ", ".join(f"{s.kind}{':' + s.name if s.name else ''}" for s in client.view.seen[mark:][-8:])
+    return f"playing={runner.player.is_playing} busy={runner.coach.busy}; seen since the interrupt: {seen}"
 
 
 # --- entry points ------------------------------------------------------------------------------------------
@@ -212,20 +235,21 @@ def run_triggers(tmp: Path, *, n: int) -> dict[str, Any]:
     return {**asyncio.run(main()), "pure_coach": pure_triggers(n)}
 
 
-def run_interrupts(tmp: Path, *, reps: int) -> dict[str, Any]:
+def run_interrupts(tmp: Path, *, reps: int, transport: str = "webrtc") -> dict[str, Any]:
     """The file sink, then the device sink on virtual PulseAudio devices when they can run here."""
 
     async def main(device: bool) -> dict[str, Any]:
         async with ServerProcess(tmp, **server_config()) as server:
             sink: RecordingFileSink | RecordingPullSink = device_sink() if device else file_sink(tmp)
-            figures = await interrupts(server, sink, reps)
+            figures = await interrupts(server, sink, reps, transport)
             if isinstance(sink, RecordingPullSink):
                 figures["output_latency_ms"] = round(sink.output_latency * 1000, 1)
                 figures["host_underflow_callbacks"] = sink.inner.status_flags
             return figures
 
     out: dict[str, Any] = {
-        "file": {"sink": "WAV file (24 kHz mono), clocked out in 10 ms blocks", **asyncio.run(main(False))}
+        "transport": transport,
+        "file": {"sink": "WAV file (24 kHz mono), clocked out in 10 ms blocks", **asyncio.run(main(False))},
     }
     with virtual_device() as unavailable:
         if unavailable is not None:

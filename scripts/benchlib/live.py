@@ -1,4 +1,4 @@
-"""A live client for the hint benchmarks: the real Runner in this process, over loopback WebRTC.
+"""A live client for the hint benchmarks: the real Runner in this process, over loopback WebRTC or WebSocket.
 
 * :class:`BenchView` notes when the runner executed each action of interest. The runner calls
   ``view.show(action)`` right after carrying the action out (an event handed to the data channel, the player
@@ -177,21 +177,25 @@ class LiveClient:
     """``async with LiveClient(base_url, sink) as client``: a running session, live (session.updated seen).
 
     Mic: silence (the server hears nothing, so only what the benchmark injects happens). Phrase cooldown 0:
-    every injected trigger must fire. On exit the session is stopped and awaited.
+    every injected trigger must fire. ``transport``: "webrtc" or "websocket" (never auto: a figure names its
+    transport). On exit the session is stopped and awaited.
     """
 
-    def __init__(self, base_url: str, sink: FrameSink) -> None:
-        settings = bench_settings(base_url, coach=CoachSettings(cooldown_seconds=0.0))
+    def __init__(self, base_url: str, sink: FrameSink, transport: str = "webrtc") -> None:
+        settings = bench_settings(base_url, transport=transport, coach=CoachSettings(cooldown_seconds=0.0))
         self.view = BenchView()
         self.intents: asyncio.Queue[Intent] = asyncio.Queue()
         source = PcmSource(silence(WIRE_RATE), WIRE_RATE)
         self.runner = Runner(settings, self.view, source, sink, intents=self.intents)
+        self.transport = transport
         self._task: asyncio.Task[Any] | None = None
 
     async def __aenter__(self) -> LiveClient:
         self._task = asyncio.create_task(self.runner.run(), name="bench-session")
         try:
             await self.wait(lambda: self.runner.coach.live, 20, "session.updated")
+            if self.runner.report.transport != self.transport:
+                raise RuntimeError(f"asked for {self.transport}, came up on {self.runner.report.transport}")
         except BaseException:
             await self._stop()
             raise

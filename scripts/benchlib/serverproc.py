@@ -4,8 +4,9 @@ The server runs in its own process so that its work (Opus, pacing, voice renderi
 loop or a core's time slice with the client being measured, as with the real API.
 
 Parent side: ``async with ServerProcess(tmp, responses=[...]) as server`` gives ``server.base_url`` and
-``await server.send_event(event)``, which sends ``event`` on the newest call's ``oai-events`` channel (a
-transcription delta carrying a trigger phrase, say) and returns the child's ``time.monotonic()`` at the send.
+``await server.send_event(event)``, which sends ``event`` (a transcription delta carrying a trigger phrase,
+say) on the newest call's events channel (WebRTC's ``oai-events`` data channel, or the WebSocket) and
+returns the child's ``time.monotonic()`` at the send.
 CLOCK_MONOTONIC is system-wide on Linux, so that time compares with the parent's clock.
 
 Child side (``python -m benchlib.serverproc CONFIG_JSON``): prints ``READY <base_url>``, then answers one
@@ -26,6 +27,7 @@ from benchlib.common import child_env, python
 
 if TYPE_CHECKING:
     from voicecoach.server import Call
+    from voicecoach.server.websocket import WebSocketCall
 
 START_TIMEOUT_S = 30.0
 REPLY_TIMEOUT_S = 10.0
@@ -112,8 +114,8 @@ class ServerProcess:
 # --- the child ---------------------------------------------------------------------------------------------
 
 
-def _send(call: Call, event: dict[str, Any]) -> dict[str, Any]:
-    """Put ``event`` on the call's open events channel (``Call.send_raw``, the fault-injection hook)."""
+def _send(call: Call | WebSocketCall, event: dict[str, Any]) -> dict[str, Any]:
+    """Put ``event`` on the call's events channel (``send_raw``, the fault-injection hook of both transports)."""
     if not call.send_raw(json.dumps(event, separators=(",", ":"))):
         return {"error": "the events channel is not open"}
     return {"sent_at": time.monotonic()}
