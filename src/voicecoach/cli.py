@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -23,6 +25,15 @@ SIGNAL_EXIT = 130  # 128 + SIGINT, what a shell reports for Ctrl-C; also used fo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    previous = _terminate_like_interrupt()
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:  # main() called in-process (tests): leave the caller's handler as it was
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error argparse has already printed on one line
@@ -49,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         silence_stdout()
         return 0
     except KeyboardInterrupt:
-        return 130
+        return SIGNAL_EXIT
     except Exception as exc:  # a bug of ours: still one line, the traceback only under --debug
         log.debug("internal error", exc_info=True)
         detail = redact_text(str(exc)) or type(exc).__name__
@@ -134,7 +145,6 @@ StopHook = Callable[[Callable[[str], None]], None]
 def _run_async(start: Callable[[StopHook], Coroutine[Any, Any, int]]) -> int:
     """Run a session coroutine; Ctrl-C and SIGTERM ask it to stop cleanly instead of killing it mid-write."""
     import asyncio  # here, not at the top: `voicecoach --help` should not pay for it
-    import signal
 
     async def body() -> int:
         loop = asyncio.get_running_loop()
@@ -163,6 +173,22 @@ def _run_async(start: Callable[[StopHook], Coroutine[Any, Any, int]]) -> int:
         return SIGNAL_EXIT if signalled and code == 0 else code
 
     return asyncio.run(body())
+
+
+def _terminate_like_interrupt() -> signal.Handlers | Callable[[int, Any], Any] | int | None:
+    """Until a run installs its own handlers, SIGTERM ends the program as Ctrl-C does: exit 130, one way.
+
+    Without this, a SIGTERM during start-up (imports, opening devices) would kill the process with 143 before
+    the run's own handler, which stops it cleanly, is in place. Returns the handler it replaced (None when it
+    could not replace one: handlers can only be set on the main thread).
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _setup_logging(debug: bool) -> None:

@@ -118,3 +118,19 @@ async def test_a_closed_stdout_ends_the_run_cleanly(server_factory: Any, tmp_pat
     assert proc.returncode == 0, stderr
     assert stderr.strip() == "", stderr
     assert list((tmp_path / "data" / "sessions").glob("*.jsonl")), "the session was not saved"
+
+
+@pytest.mark.transports("auto")  # nothing has connected yet
+@pytest.mark.parametrize("after_s", [0.05, 0.4])
+async def test_sigterm_during_start_up_is_130_too(tmp_path: Path, after_s: float) -> None:
+    """Before the run's own handler is in place (imports, opening devices), SIGTERM still means 130, one line
+    at most and no traceback: not the default handler's 143."""
+    cli = await Cli.start("demo", "--plain", "--output-file", str(tmp_path / "demo.wav"))
+    try:
+        await asyncio.sleep(after_s)
+        cli.proc.send_signal(signal.SIGTERM)
+        code = await cli.wait(15)
+    finally:
+        await cli.close()
+    assert code == 130, (code, cli.stderr)
+    assert "Traceback" not in cli.stderr and len(cli.stderr.strip().splitlines()) <= 1, cli.stderr
