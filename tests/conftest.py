@@ -57,11 +57,20 @@ def server_defaults() -> dict[str, Any]:
 
 @pytest.fixture
 async def server_factory(server_defaults: dict[str, Any]) -> AsyncIterator[Callable[..., Any]]:
-    """Start local Realtime servers (scenario lines, then ServerConfig fields); each is stopped after the test."""
+    """Start local Realtime servers (scenario lines, the other side's lines, then ServerConfig fields); each is
+    stopped after the test."""
     servers: list[RealtimeServer] = []
 
-    async def make(utterances: Sequence[str] = (), responses: Sequence[str] = (), **config: Any) -> RealtimeServer:
-        scenario = Scenario(utterances=list(utterances), responses=list(responses))
+    async def make(
+        utterances: Sequence[str] = (),
+        responses: Sequence[str] = (),
+        *,
+        them_utterances: Sequence[str] = (),
+        **config: Any,
+    ) -> RealtimeServer:
+        scenario = Scenario(
+            utterances=list(utterances), responses=list(responses), them_utterances=list(them_utterances)
+        )
         server = RealtimeServer(ServerConfig(scenario=scenario, **{**server_defaults, **config}))
         await server.start()
         servers.append(server)

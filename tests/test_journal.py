@@ -136,6 +136,26 @@ async def test_first_final_wins_and_nothing_is_written_twice(store: SessionStore
     assert items[3]["speaker"] == "them" and "speaker" not in items[0]
 
 
+async def test_the_other_side_keeps_its_label_and_every_item_its_start(store: SessionStore) -> None:
+    journal = Journal(store, META)
+    spoken = datetime(2026, 11, 24, 6, 30, 0, tzinfo=UTC).timestamp()
+    assert journal.utterance("item_1", "Good question.", started_at=spoken + 3)
+    assert journal.utterance("item_1", "Why us?", speaker="them", label=" Interviewer ", started_at=spoken)
+    assert journal.hint("resp_1", "quick", "Say why.", interrupted=False, started_at=spoken + 5)
+    await journal.aclose({})
+    you, them, hint = [r for r in records(journal.path) if r["kind"] in ("utterance", "hint")]
+    assert (them["speaker"], them["label"], them["started_at"]) == ("them", "Interviewer", "2026-11-24T06:30:00.000Z")
+    assert "label" not in you and you["started_at"] == "2026-11-24T06:30:03.000Z"
+    assert hint["started_at"] == "2026-11-24T06:30:05.000Z"
+    shown = store.export("last", "md").splitlines()
+    said = [line for line in shown if line.startswith("- 06:30")]
+    assert said == [
+        "- 06:30:00 **Interviewer:** Why us?",
+        "- 06:30:03 **You:** Good question.",
+        "- 06:30:05 **Coach (quick hint):** Say why.",
+    ]
+
+
 async def test_records_keep_todays_shape_and_order(store: SessionStore) -> None:
     journal = Journal(store, META)
     spoken = datetime(2026, 11, 24, 6, 38, 0, 250_000, tzinfo=UTC).timestamp()

@@ -251,6 +251,30 @@ def test_export_markdown_and_show(store: SessionStore) -> None:
     assert shown.splitlines()[0].endswith("4 items")
 
 
+def test_show_and_export_label_both_speakers_in_the_order_spoken(store: SessionStore) -> None:
+    """Records are written as transcripts finish; the other side's question finished after the answer."""
+    with store.create({}) as session:
+        answer = {**utterance("item_2", "Let me think."), "started_at": "2026-11-24T06:38:04Z"}
+        session.append({**answer, "t": "2026-11-24T06:38:06Z"})
+        question = {**utterance("them:item_1", "Why this role?"), "speaker": "them", "label": "Interviewer"}
+        session.append({**question, "started_at": "2026-11-24T06:38:01Z", "t": "2026-11-24T06:38:07Z"})
+        session.append({**utterance("them:item_3", "Go on."), "speaker": "them", "t": "2026-11-24T06:38:09Z"})
+    shown = cmd_sessions_show(store, session.id).splitlines()[2:]
+    assert shown == [
+        "06:38:01  Interviewer: Why this role?",
+        "06:38:04  You: Let me think.",
+        "06:38:09  Them: Go on.",
+    ]
+    md = store.export(session.id, "md")
+    assert md.index("**Interviewer:** Why this role?") < md.index("**You:** Let me think.")
+    doc = json.loads(store.export(session.id, "json"))
+    assert [(i.get("speaker"), i.get("label")) for i in doc["items"]] == [
+        ("them", "Interviewer"),
+        (None, None),
+        ("them", None),
+    ]
+
+
 def test_export_json(store: SessionStore) -> None:
     with store.create({"model": "m"}) as session:
         session.append(utterance("item_1", "hello"))

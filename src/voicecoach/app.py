@@ -13,6 +13,7 @@ import platformdirs
 
 from .audio.base import FrameSink, FrameSource
 from .audio.devices import open_sink, open_source
+from .audio.loopback import ThemChoice, open_them
 from .coach.actions import Intent
 from .config import Settings, default_config_path
 from .runner import Runner, RunReport
@@ -36,16 +37,42 @@ async def run_app(settings: Settings, on_stop: StopHook, config_path: Path | Non
     except BaseException:
         source.close()
         raise
+    try:
+        them = open_them(settings.them_device, them_file=settings.them_file)
+    except BaseException:
+        source.close()
+        sink.close()
+        raise
+    try:
+        return await _run(settings, on_stop, config_path, source, sink, them)
+    finally:
+        if them.source is not None:
+            await them.source.aclose()
+
+
+async def _run(
+    settings: Settings,
+    on_stop: StopHook,
+    config_path: Path | None,
+    source: FrameSource,
+    sink: FrameSink,
+    them: ThemChoice,
+) -> int:
     store = SessionStore() if settings.keep_sessions else None
+    # The monitor of the default output also carries the coach's voice when it plays there: the them link
+    # hears silence while a hint sounds (a file, or a voice written to a file, needs no gate).
+    gate = them.source is not None and settings.them_file is None and settings.output_file is None
     if use_tui(settings):
-        runs = Runs(settings, source, sink, store)
+        runs = Runs(settings, source, sink, store, them=them.source, them_gate=gate)
         on_stop(runs.stop)
         code, report = await run_tui(runs, config_path or default_config_path())
         if report is not None:
             print_summary(PlainView(), report)
         return code
     view = PlainView()
-    report = await run_with_keys(settings, view, source, sink, on_stop, store)
+    if them.notice:
+        view.info(them.notice)
+    report = await run_with_keys(settings, view, source, sink, on_stop, store, them=them.source, them_gate=gate)
     print_summary(view, report)
     return 0
 
@@ -57,10 +84,13 @@ async def run_with_keys(
     sink: FrameSink,
     on_stop: StopHook,
     store: SessionStore | None = None,
+    *,
+    them: FrameSource | None = None,
+    them_gate: bool = False,
 ) -> RunReport:
     """Run a session in line mode with stdin keys feeding its intents; the key reader is owned here."""
     intents: asyncio.Queue[Intent] = asyncio.Queue()
-    runner = Runner(settings, view, source, sink, intents=intents, store=store)
+    runner = Runner(settings, view, source, sink, intents=intents, store=store, them=them, them_gate=them_gate)
     on_stop(runner.stop)
     if isinstance(view, PlainView):
         view.on_closed = runner.stop  # `voicecoach run --plain | head`: a closed pipe ends the run cleanly
@@ -80,14 +110,26 @@ class Runs:
     holds this instead.
     """
 
-    def __init__(self, settings: Settings, source: FrameSource, sink: FrameSink, store: SessionStore | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        source: FrameSource,
+        sink: FrameSink,
+        store: SessionStore | None,
+        *,
+        them: FrameSource | None = None,
+        them_gate: bool = False,
+    ) -> None:
+        """``them``/``them_gate``: the other side of the call, as :class:`~voicecoach.runner.Runner` takes it."""
         self.settings = settings
         self._args = (source, sink, store)
+        self._them = (them, them_gate)
         self._runners: list[Runner] = []
 
     def __call__(self, view: View) -> Runner:
         source, sink, store = self._args
-        runner = Runner(self.settings, view, source, sink, store=store)
+        them, them_gate = self._them
+        runner = Runner(self.settings, view, source, sink, store=store, them=them, them_gate=them_gate)
         if isinstance(view, PlainView):
             view.on_closed = runner.stop  # a closed output pipe ends the run cleanly
         self._runners.append(runner)

@@ -109,8 +109,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_devices(args: argparse.Namespace) -> int:
     from .audio.devices import format_device_table, list_devices
+    from .audio.loopback import format_loopback_table
 
     print(format_device_table(list_devices()))
+    print(format_loopback_table())
     return 0
 
 

@@ -29,6 +29,8 @@ RUN_SETTINGS = (
     "output_file",
     "input_device",
     "output_device",
+    "them_device",
+    "them_file",
     "events_file",
     "duration",
     "ice_hosts",
@@ -138,6 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--output-device", metavar="DEV", help="output device index or name part (default: the system default)"
+    )
+    run.add_argument(
+        "--them-device",
+        metavar="DEV",
+        help="where the other side of the call is heard: auto (the monitor of the default output), none, or a "
+        "loopback source's name from `voicecoach devices` (default: auto)",
+    )
+    run.add_argument(
+        "--them-file",
+        type=Path,
+        metavar="WAV",
+        help="read the other side of the call from an audio file, in real time (default: none)",
     )
     run.add_argument(
         "--events-file", type=Path, metavar="JSONL", help="log every event sent and received (default: none)"

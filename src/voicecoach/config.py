@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     )
     transcription_model: str = Field(default="gpt-4o-mini-transcribe", min_length=1)
     transcription_language: str | None = Field(default=None, min_length=1)
+    # The other side of the call ("them") is transcribed on its own transcription-only session with this model.
+    them_transcription_model: str = Field(default="gpt-4o-mini-transcribe", min_length=1)
     noise_reduction: Literal["near_field", "far_field", "off"] = "near_field"
     vad_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     vad_silence_ms: int = Field(default=500, ge=0, le=60_000)
@@ -94,6 +96,9 @@ class Settings(BaseSettings):
     input_device: str | None = Field(default=None, min_length=1)
     output_device: str | None = Field(default=None, min_length=1)
     prebuffer_ms: int = Field(default=80, ge=0, le=1000)
+    # The other side of the call: auto (the default sink's monitor), none, or a loopback source's name.
+    them_device: str = Field(default="auto", min_length=1)
+    them_file: Path | None = None  # the other side from an audio file, paced in real time (scripts, tests)
 
     # --- run ---------------------------------------------------------------------------------------------
     events_file: Path | None = None

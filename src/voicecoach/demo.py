@@ -1,9 +1,11 @@
 """``voicecoach demo``: a scripted meeting through the whole stack, against the built-in local server.
 
-No key, no sound card, no internet. The local server runs in this process; the "microphone" is a rendered
-meeting (espeak-ng speech when installed, a voice-like synthetic signal otherwise) whose scripted lines say the
-trigger phrases: a quick hint fires, then full guidance, which "got it" cuts off. Everything else is the real
-client: signaling, WebRTC on 127.0.0.1, the coach, the player.
+No key, no sound card, no internet. The local server runs in this process; the "microphone" and the other side
+of the call ("them", on its own transcription-only session) are a rendered interview (espeak-ng speech when
+installed, a voice-like synthetic signal otherwise). The other side says "good question" and "walk me through
+it" and nothing fires; the user's "good question" then fires a quick hint about the other side's question, the
+user's "walk me through it" full guidance, which "got it" cuts off. Everything else is the real client:
+signaling, WebRTC on 127.0.0.1, the WebSocket of the them link, the coach, the player.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -33,20 +36,28 @@ from .ui.view import View, VoiceOutput
 StopHook = Callable[[Callable[[str], None]], None]
 
 
+Speaker = Literal["you", "them"]
+
+
 @dataclass(frozen=True)
 class Line:
     text: str
     pause_after: float  # seconds of silence after the line (the coach talks in some of these gaps)
+    speaker: Speaker = "you"
 
 
+# A pause of more than 2 s after the other side's phrase: a microphone trigger within ±2 s of the same phrase on
+# their channel would be taken for their voice leaking from loudspeakers (the echo guard) and dropped.
 MEETING = (
-    Line("Thanks for joining. Let's review the launch plan.", 0.8),
-    Line("Priya asked about the budget. Good question.", 4.5),  # the quick hint plays in this pause
-    Line("Next, the rollout. Walk me through it.", 2.5),  # full guidance starts, then…
+    Line("Thanks for joining. How would you cut the launch budget by ten percent?", 0.8, "them"),
+    Line("Good question, I know. Take a moment.", 3.0, "them"),  # their "good question": nothing fires
+    Line("Good question.", 4.5),  # the user's: the quick hint, about their question, plays in this pause
+    Line("And the rollout? Walk me through it.", 3.0, "them"),  # their "walk me through it": nothing either
+    Line("Right. Walk me through it.", 2.5),  # the user's: full guidance starts, then…
     Line("Got it, thanks.", 1.5),  # …is cut off here
 )
 HINTS = (
-    "The budget is on track, with a reserve.",
+    "Cut the paid ads test and delay the second hire; keep the pilot.",
     "Start with the pilot in two regions for four weeks, then widen it in stages. Tie each stage to a clear "
     "metric, such as crash rate and retention, and name who decides to go on. Close with the fallback plan if a "
     "stage misses its target.",
@@ -59,12 +70,16 @@ LATENCIES = {
 LEAD_IN = 0.6  # seconds of silence before the first line
 
 
-def meeting_audio(lines: tuple[Line, ...] = MEETING) -> Pcm:
-    parts: list[Pcm] = [silence(int(LEAD_IN * WIRE_RATE))]
+def meeting_sides(lines: tuple[Line, ...] = MEETING) -> tuple[Pcm, Pcm]:
+    """The microphone's audio and the other side's, in step: each side's lines spoken, the other's silent."""
+    lead_in = silence(int(LEAD_IN * WIRE_RATE))
+    sides: dict[Speaker, list[Pcm]] = {"you": [lead_in], "them": [lead_in]}
     for line in lines:
-        parts.append(speech_pcm(line.text, WIRE_RATE))
-        parts.append(silence(int(line.pause_after * WIRE_RATE)))
-    return np.concatenate(parts)
+        speech = speech_pcm(line.text, WIRE_RATE)
+        for speaker, parts in sides.items():
+            parts.append(speech if line.speaker == speaker else silence(len(speech)))
+            parts.append(silence(int(line.pause_after * WIRE_RATE)))
+    return np.concatenate(sides["you"]), np.concatenate(sides["them"])
 
 
 async def run_demo(
@@ -75,8 +90,13 @@ async def run_demo(
     plain: bool | None = None,
 ) -> int:
     """Start the local server, play the scripted meeting into a real session, print a summary."""
-    scenario = Scenario(utterances=[line.text for line in MEETING], responses=list(HINTS))
-    source = PcmSource(meeting_audio(), WIRE_RATE)
+    scenario = Scenario(
+        utterances=[line.text for line in MEETING if line.speaker == "you"],
+        them_utterances=[line.text for line in MEETING if line.speaker == "them"],
+        responses=list(HINTS),
+    )
+    mic, them = meeting_sides()
+    source = PcmSource(mic, WIRE_RATE)
     sink, where = demo_sink(output_file)
     async with RealtimeServer(ServerConfig(scenario=scenario)) as server:
         overrides = {
@@ -89,7 +109,8 @@ async def run_demo(
             "output_file": output_file,
         }
         settings = load_settings(None, overrides)
-        runs = Runs(settings, source, sink, SessionStore())
+        # The other side comes from a file-like source, not the monitor of the sink the hints play on: no gate.
+        runs = Runs(settings, source, sink, SessionStore(), them=PcmSource(them, WIRE_RATE))
         on_stop(runs.stop)
         ender = asyncio.create_task(_end_after_meeting(source, runs.stop), name="demo-ender")
         try:
@@ -99,7 +120,7 @@ async def run_demo(
                 code, report = await run_tui(runs, Path(tempfile.gettempdir()) / "voicecoach-demo-settings.toml", voice)
             else:
                 view = PlainView()
-                view.info("voicecoach demo: a scripted meeting against the built-in local server")
+                view.info("voicecoach demo: a scripted interview (you and them) against the built-in local server")
                 view.info(f"the coach's voice goes to {where}")
                 code, report = 0, await runs(view).run()
         finally:

@@ -1,6 +1,7 @@
 """The events file: every event sent and received, one JSON object per line, secrets redacted.
 
-``{"t": <seconds since start>, "dir": "sent" | "received", "event": {...}}``. Figures the client measures
+``{"t": <seconds since start>, "dir": "sent" | "received", "event": {...}}``; an event of a link other than
+the main one also has ``"channel"`` (``"them"``: the other side's transcription session). Figures the client measures
 (hint latencies, cost) go in the same file as ``"dir": "local"`` with an event of type ``voicecoach.metric``.
 Each line is flushed as it is written so a crash loses at most the line being written.
 """
@@ -29,10 +30,13 @@ class EventsLog:
             raise UsageError(f"cannot write the events file {path}: {exc.strerror}") from exc
         self._fh: TextIO | None = os.fdopen(fd, "w", encoding="utf-8")
 
-    def write(self, direction: Direction, event: Any, now: float) -> None:
+    def write(self, direction: Direction, event: Any, now: float, channel: str | None = None) -> None:
         if self._fh is None:
             return
-        record = {"t": round(now - self.started_at, 6), "dir": direction, "event": redact(event)}
+        record: dict[str, Any] = {"t": round(now - self.started_at, 6), "dir": direction}
+        if channel is not None:
+            record["channel"] = channel
+        record["event"] = redact(event)
         self._fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
         self._fh.flush()
 

@@ -9,6 +9,7 @@ runner through :class:`RunControl`, so this module owns no task and no link.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,8 @@ from .coach.actions import (
     StatusChanged,
     TranscriptChanged,
 )
-from .coach.labels import speaker_label
+from .coach.conversation import Message
+from .coach.labels import JOURNAL_SPEAKERS, message_label
 from .errors import SessionError, TransportError, VoicecoachError
 from .events_log import EventsLog
 from .journal import Journal
@@ -60,6 +62,7 @@ class RunReport:
     underruns: int = 0  # times the player ran dry while playing
     device_underruns: int = 0  # times the sound card itself ran dry (PortAudio/ALSA underflows)
     end_error: VoicecoachError | None = None  # the server ended the run for good
+    them_links: int = 0  # connections of the other side's transcription link (0: the run had no them source)
 
 
 class RunControl(Protocol):
@@ -94,6 +97,19 @@ class Executor:
         self.clock = clock
         self.link: Link | None = None  # the link events go out on; None while (re)connecting
         self.muted = False  # outlives links: a reconnect keeps the user's mute
+        self._epoch_of: Link | None = None  # the link whose audio epoch new_audio_epoch() last gave
+
+    def new_audio_epoch(self) -> float | None:
+        """The current link's audio epoch (:attr:`Link.audio_epoch`) the first time it is known, else None."""
+        link = self.link
+        if link is None or link is self._epoch_of or (epoch := link.audio_epoch) is None:
+            return None
+        self._epoch_of = link
+        return epoch
+
+    def unlink(self) -> None:
+        """The current link is closing: events go nowhere until the next one is up."""
+        self.link = None
 
     def execute(self, actions: list[Action]) -> None:
         for action in actions:
@@ -140,18 +156,25 @@ class Executor:
             case _:
                 assert_never(action)
 
-    def _keep(self, m: Any) -> None:
-        """A finished transcript item: into the journal once (first final wins), and into the report."""
-        text = m.text.strip()
-        if m.role == "user":
-            kept = self.journal.utterance(m.item_id, text)
-        else:
-            kept = self.journal.hint(m.item_id, m.tier, text, interrupted=m.interrupted)
-        if kept:
-            self.report.transcript.append(f"{speaker_label(m.role)}: {text}")
+    def _keep(self, m: Message) -> None:
+        """A finished transcript item: into the journal once (first final wins), and into the report.
 
-    def received(self, raw: str | bytes, now: float) -> ServerEvent:
-        """Parse one server message and log it; bad input becomes data (a MalformedEvent), never an exception."""
+        Each item carries when it was said (wall clock), so that the session file reads in spoken order even
+        though the two channels finish their transcripts out of order."""
+        text = m.text.strip()
+        said = time.time() - (self.clock() - m.started_at)
+        if m.role == "coach":
+            kept = self.journal.hint(m.item_id, m.tier or "", text, interrupted=m.interrupted, started_at=said)
+        else:
+            speaker, label = JOURNAL_SPEAKERS[m.role], m.label
+            kept = self.journal.utterance(m.item_id, text, speaker=speaker, started_at=said, label=label)
+        if kept:
+            self.report.transcript.append(f"{message_label(m)}: {text}")
+
+    def received(self, raw: str | bytes, now: float, channel: str | None = None) -> ServerEvent:
+        """Parse one server message and log it; bad input becomes data (a MalformedEvent), never an exception.
+
+        ``channel`` names a link other than the main one (``"them"``) in the events file."""
         data = decode_message(raw)
         if isinstance(data, MalformedEvent):
             event: ServerEvent = data
@@ -159,13 +182,13 @@ class Executor:
         else:
             event, record = parse_server_dict(data), data
         if self.events is not None:
-            self.events.write("received", record, now)
+            self.events.write("received", record, now, channel)
         return event
 
-    def sent(self, wire: dict[str, Any]) -> None:
+    def sent(self, wire: dict[str, Any], channel: str | None = None) -> None:
         """An event went out on a link by another way than :meth:`send` (a link's first ``session.update``)."""
         if self.events is not None:
-            self.events.write("sent", wire, self.clock())
+            self.events.write("sent", wire, self.clock(), channel)
 
     def send(self, event: ce.ClientEvent) -> None:
         link = self.link

@@ -84,11 +84,22 @@ class Journal:
 
     # --- records (event loop; none of these waits for the disk) -------------------------------------------
 
-    def utterance(self, item_id: str, text: str, *, speaker: str = "you", started_at: float | None = None) -> bool:
+    def utterance(
+        self,
+        item_id: str,
+        text: str,
+        *,
+        speaker: str = "you",
+        started_at: float | None = None,
+        label: str | None = None,
+    ) -> bool:
         """Keep a finished utterance. False if it is a duplicate, empty, or the journal is closed.
 
-        ``started_at`` is when the words began, in wall-clock seconds since the epoch (``time.time()``); the
-        export shows it instead of the time the transcript was finished.
+        ``speaker`` is ``"you"`` (the microphone) or ``"them"`` (the other side of the call); ``label`` is how
+        the transcript names that speaker when it is a setting (``them_label``: "Interviewer"). ``started_at``
+        is when the words began, in wall-clock seconds since the epoch (``time.time()``): ``sessions show`` and
+        the export order the items by it and show it instead of the time the transcript was finished. Two
+        channels finish their transcripts out of order, so give it for every utterance of a two-speaker run.
         """
         text = text.strip()
         if not text or not self._first(speaker, item_id):
@@ -99,20 +110,24 @@ class Journal:
         record: dict[str, Any] = {"kind": "utterance", "key": key, "role": "user", "text": text}
         if speaker != "you":
             record["speaker"] = speaker
-        if started_at is not None:
-            record["started_at"] = iso_utc(datetime.fromtimestamp(started_at, UTC))
+        if label is not None and label.strip():
+            record["label"] = " ".join(label.split())
+        _stamp_start(record, started_at)
         self._put(record)
         return True
 
-    def hint(self, item_id: str, tier: str, text: str, *, interrupted: bool) -> bool:
+    def hint(self, item_id: str, tier: str, text: str, *, interrupted: bool, started_at: float | None = None) -> bool:
         """Keep a finished hint (``item_id`` is its response id). False if a duplicate, empty, or closed.
 
         First final wins: a hint kept when it finished and reported again when cut off stays the first version.
+        ``started_at`` (wall-clock seconds) is when it began, as for :meth:`utterance`.
         """
         text = text.strip()
         if not text or not self._first("coach", item_id):
             return False
-        self._put({"kind": "hint", "key": item_id, "tier": tier, "text": text, "interrupted": interrupted})
+        record = {"kind": "hint", "key": item_id, "tier": tier, "text": text, "interrupted": interrupted}
+        _stamp_start(record, started_at)
+        self._put(record)
         return True
 
     def interrupt(self, why: str) -> None:
@@ -255,6 +270,11 @@ class Journal:
                 loop.call_soon_threadsafe(self._on_error, exc)
             return
         self._on_error(exc)
+
+
+def _stamp_start(record: dict[str, Any], started_at: float | None) -> None:
+    if started_at is not None:
+        record["started_at"] = iso_utc(datetime.fromtimestamp(started_at, UTC))
 
 
 def _resolve_threadsafe(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:

@@ -66,10 +66,10 @@ class Link:
         log.debug("%s link up: %s", transport.name, transport.timings)
         return cls(transport, {"token_ms": token_ms, **transport.timings})
 
-    async def ready(self, timeout_s: float) -> None:
+    async def ready(self, timeout_s: float) -> str | bytes:
         """Wait until the server has answered the configuration: ``session.updated``, or an ``error`` (the coach
-        reports it). Every message read meanwhile is kept for :meth:`serve`. Raises TransportError when the
-        connection ends first or nothing comes within ``timeout_s``."""
+        reports it), and return that answer. Every message read meanwhile is kept for :meth:`serve`. Raises
+        TransportError when the connection ends first or nothing comes within ``timeout_s``."""
         started = time.monotonic()
         messages = self.transport.messages()
         try:
@@ -78,7 +78,7 @@ class Link:
                     self._early.append(raw)
                     if _answer_type(raw) in ("session.updated", "error"):
                         self.timings["session_update_ms"] = (time.monotonic() - started) * 1000
-                        return
+                        return raw
         except TimeoutError as exc:
             raise TransportError(f"no answer to session.update within {timeout_s:g} s") from exc
         finally:
@@ -109,8 +109,37 @@ class Link:
     def send(self, event: dict[str, Any]) -> str:
         return self.transport.send(event)
 
+    @property
+    def audio_epoch(self) -> float | None:
+        """When (``time.monotonic()``) the first sample of this session's input audio was captured: the origin of
+        the server's ``audio_start_ms``. None until audio flows, or for an uplink that does not say (tests).
+
+        WebRTC sends frames (silence) from the start of the call, the WebSocket only once the gate is open."""
+        field = "first_open_frame_at" if self.transport.name == "websocket" else "first_frame_at"
+        epoch = getattr(self.uplink, field, None)
+        return epoch if isinstance(epoch, float) else None
+
     async def close(self) -> None:
         await self.transport.close()
+
+
+async def hold(
+    link: Link, on_message: OnMessage, player: AudioOut, *until: asyncio.Event, closing: Callable[[], None]
+) -> None:
+    """Serve ``link`` until the connection ends or one of ``until`` is set, then close it (always; ``closing``
+    runs just before). Raises what a link task raised: a bug there is never swallowed."""
+    serving = asyncio.create_task(link.serve(on_message, player), name=f"{link.transport.name}-link")
+    waiters = [asyncio.ensure_future(event.wait()) for event in until]
+    try:
+        await asyncio.wait([serving, *waiters], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        closing()
+        await link.close()  # ends serving
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(serving, *waiters, return_exceptions=True)
+    if not serving.cancelled() and (error := serving.exception()) is not None:
+        raise error
 
 
 def _answer_type(raw: str | bytes) -> str | None:

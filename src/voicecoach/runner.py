@@ -2,12 +2,16 @@
 
 Lifecycle of :meth:`Runner.run`::
 
-    journal, intents task, deadline task                         (for the whole run)
+    journal, intents task, deadline task, the them link's task   (for the whole run)
     loop:
         Connector.open: credentials → transport → session.update   (backoff on a retryable failure)
         link.serve: server events → coach, remote audio → player   (until lost, renewed or stopped)
         link.close
     close everything (always, in reverse order)
+
+The other side of the call (``them``), when there is a source for it, is a second link with its own task,
+backoff and rollover (:mod:`voicecoach.them_link`); its events reach the coach's them channel through
+:meth:`Runner.receive_them`. Its failures are warnings: they never end the run.
 
 The coach decides (:mod:`voicecoach.coach`) and the executor carries its actions out
 (:mod:`voicecoach.executor`). The runner sleeps until the coach's next deadline instead of polling. The first
@@ -21,9 +25,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, TypeVar
 
 import aiohttp
 
@@ -39,8 +42,11 @@ from .errors import ConnectError
 from .events_log import EventsLog
 from .executor import Executor, RunReport
 from .journal import Journal
-from .link import Link
+from .link import Link, hold
+from .protocol.server_events import ServerEvent
 from .store import SessionStore
+from .tasks import cancel_all, unless_set
+from .them_link import CHANNEL, ThemLink
 from .transport.base import TransportFactory
 from .transport.ice import pin_host_addresses
 from .ui.view import View
@@ -48,7 +54,6 @@ from .ui.view import View
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0)
-T = TypeVar("T")
 
 __all__ = ["RunReport", "Runner"]
 
@@ -66,6 +71,8 @@ class Runner:
         clock: Callable[[], float] = time.monotonic,
         factory: TransportFactory | None = None,
         credential: Credential | None = None,
+        them: FrameSource | None = None,  # the call's audio, for a second link (voicecoach.them_link)
+        them_gate: bool = False,  # it is the monitor of the sink the hints play on: silence while they sound
     ) -> None:
         self.settings = settings
         self.view = view
@@ -74,12 +81,15 @@ class Runner:
             settings.coach,
             model=settings.model,
             timing=TimingSettings(settings.session_max_seconds, settings.rollover_margin, settings.duration),
+            transcription_models={"you": settings.transcription_model, CHANNEL: settings.them_transcription_model},
         )
         self.intents: asyncio.Queue[Intent] = intents or asyncio.Queue()
         self.player = Player(sink, prebuffer_ms=settings.prebuffer_ms, on_sounding=self._on_sounding)
         self.report = RunReport()
         self._source = source
         self._sink = sink
+        self._them_source = (them, them_gate)
+        self.them: ThemLink | None = None  # made by run(): its credentials are checked there, as the main link's
         self._connect = (factory, credential)  # None, None: from the settings (tests pass in-memory ones)
         self._t0 = clock()
         self._stop = asyncio.Event()
@@ -111,22 +121,23 @@ class Runner:
         self._ready.set()
 
     def apply_coach_settings(self, settings: CoachSettings) -> None:
-        """Use new phrases, windows and durations from now on. Raises ValueError for unusable phrases.
-
-        None of the coach settings live in the server's session config (phrases are matched here, windows and
-        durations shape each hint request), so no ``session.update`` is needed.
-        """
+        """Use new phrases, windows and durations from now on (ValueError for unusable phrases). None of them is
+        in the server's session config (phrases are matched here), so no ``session.update`` is needed."""
         self.coach.reconfigure(settings)
         self.settings = self.settings.model_copy(update={"coach": settings})
 
     def receive(self, raw: str | bytes, now: float) -> list[Action]:
         """Handle one server message: parse, log, let the coach decide, execute. Never raises for bad input.
-
-        Public so that benchmarks and tests can drive exactly the path a received message takes.
-        """
+        Public so that benchmarks and tests can drive exactly the path a received message takes."""
         actions = self.coach.handle(self.executor.received(raw, now), now)
         self.execute(actions)
         return actions
+
+    def receive_them(self, raw: str | bytes, now: float) -> ServerEvent:
+        """Handle one message of the other side's link (into the coach's them channel); returns it parsed."""
+        event = self.executor.received(raw, now, channel=CHANNEL)
+        self.execute(self.coach.handle_them(event, now))
+        return event
 
     def execute(self, actions: list[Action]) -> None:
         """Carry out the coach's actions; the coach's next deadline may have moved with them."""
@@ -142,6 +153,14 @@ class Runner:
             connector = Connector(
                 self.settings, on_sent=self.executor.sent, on_retry=self._retrying, factory=factory, credential=key
             )  # unusable credentials fail here, before anything is sent or saved
+            them, gate = self._them_source
+            if them is not None:
+                self.them = ThemLink(
+                    self.settings, them, on_message=lambda raw: self.receive_them(raw, self.clock()), clock=self.clock,
+                    on_sent=partial(self.executor.sent, channel=CHANNEL), on_notice=self._retrying, gate=gate,
+                    on_up=partial(self.coach.channel_started, CHANNEL),
+                    on_lost=lambda why: self.execute(self.coach.them_disconnected(self.clock(), why)),
+                )  # fmt: skip
             # Keys and deadlines live for the whole run, not per link: quit and --duration work while
             # (re)connecting, and a hint asked for then goes out as soon as the session is ready. Owned here
             # (not a TaskGroup) so that a ConnectError reaches the caller as itself, not in an ExceptionGroup.
@@ -152,11 +171,14 @@ class Runner:
             ]
             try:
                 async with aiohttp.ClientSession() as http:
-                    await self._links(partial(connector.open, http, self._source))
+                    # The other side's link lives beside the main one's, for the whole run, on its own backoff.
+                    them_task = [asyncio.create_task(self.them.run(http), name="them")] if self.them else []
+                    try:
+                        await self._links(partial(connector.open, http, self._source))
+                    finally:
+                        await cancel_all(them_task)
             finally:
-                for task in helpers:
-                    task.cancel()
-                await asyncio.gather(*helpers, return_exceptions=True)
+                await cancel_all(helpers)
         finally:
             await self._close()
         if self.report.end_error is not None:
@@ -172,7 +194,7 @@ class Runner:
             if self.report.links == 0:
                 self.view.info(f"connecting to {self.settings.base_url} (model {self.settings.model})")
             try:
-                link = await self._until_stopped(self._open(connect))
+                link = await unless_set(self._open(connect), self._stop)
             except ConnectError as exc:
                 if self.report.links == 0 or not exc.retryable or failures >= len(RECONNECT_DELAYS_S):
                     raise
@@ -183,7 +205,7 @@ class Runner:
                 lost = self.coach.disconnected(self.clock(), str(exc))
                 self.execute([a for a in lost if not isinstance(a, Notice)])
                 self.execute([Reconnecting(f"reconnect failed ({exc}); retrying in {delay:g} s")])
-                await self._until_stopped(asyncio.sleep(delay))
+                await unless_set(asyncio.sleep(delay), self._stop)
                 continue
             if link is None:  # stopped while connecting
                 break
@@ -210,18 +232,7 @@ class Runner:
     async def _hold(self, link: Link) -> str:
         """Serve one link until it is lost, renewed or stopped; close it. Returns why it ended."""
         self._renew.clear()
-        serving = asyncio.create_task(link.serve(self._on_message, self.player), name="link")
-        ended = [serving, asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(self._renew.wait())]
-        try:
-            await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self.executor.link = None
-            await link.close()  # ends serving
-            for waiter in ended[1:]:
-                waiter.cancel()
-            await asyncio.gather(*ended, return_exceptions=True)
-        if not serving.cancelled() and serving.exception() is not None:
-            raise serving.exception()  # type: ignore[misc]  # a bug in a link task: never swallow it
+        await hold(link, self._on_message, self.player, self._stop, self._renew, closing=self.executor.unlink)
         if self._renew.is_set():
             return self._renew_reason
         return f"connection lost ({link.transport.close_reason})"
@@ -230,22 +241,9 @@ class Runner:
         self.execute([Notice("warning", text)])
 
     def _on_message(self, raw: str | bytes) -> None:
+        if (epoch := self.executor.new_audio_epoch()) is not None:  # this session's turns go where spoken
+            self.coach.channel_started("you", epoch)
         self.receive(raw, self.clock())
-
-    async def _until_stopped(self, work: Coroutine[Any, Any, T]) -> T | None:
-        """Run ``work``, or cancel it as soon as stop() is called (None)."""
-        task = asyncio.create_task(work)
-        stopped = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopped.cancel()
-            if not task.done():
-                task.cancel()
-            await asyncio.gather(task, stopped, return_exceptions=True)
-        if task.cancelled():
-            return None
-        return task.result()
 
     # --- the run's own tasks ----------------------------------------------------------------------------
 
@@ -279,18 +277,21 @@ class Runner:
 
     def _on_sounding(self, sounding: bool, at: float) -> None:
         """The player started or stopped producing sound, ``at`` the moment it was handed to the device or file.
-
-        The coach applies the hang-over and measures trigger → audible and interrupt → silence from these edges.
-        """
+        The coach applies the hang-over and measures trigger → audible and interrupt → silence from these edges;
+        the them link gates its uplink on them."""
         self.execute(self.coach.playback(sounding, at))
+        if self.them is not None:
+            self.them.playback(sounding, at)
 
     async def _close(self) -> None:
-        self.report.cost_usd = self.coach.usage.cost_usd
+        self.report.cost_usd = self.coach.cost_usd
         self.report.underruns = self.player.underruns
         self.report.device_underruns = self.player.device_underruns
+        self.report.them_links = self.them.links if self.them is not None else 0
         if self.coach.live or self.coach.state.value == "connecting":
             self.execute(self.coach.close(self.clock()))
-        self._source.close()
+        for source in (self._source, self._them_source[0] or self._source):
+            source.close()  # closing twice is harmless: a closed source stays closed
         self._sink.close()
         if self._events is not None:
             self._events.close()

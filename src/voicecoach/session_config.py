@@ -39,3 +39,30 @@ def build_session(settings: Settings, *, with_model: bool = False) -> ce.Session
     if with_model:
         return session.model_copy(update={"model": settings.model})
     return session
+
+
+def build_transcription_session(settings: Settings) -> ce.TranscriptionSessionConfig:
+    """The ``session`` of the other side's transcription-only session (``type: "transcription"``).
+
+    24 kHz PCM in (the only audio it takes: it never speaks), ``server_vad`` turns with the user's VAD settings,
+    and ``them_transcription_model``. The ``create_response``/``interrupt_response`` switches are left out: a
+    transcription session has no responses to create or interrupt.
+    """
+    transcription = ce.Transcription(model=settings.them_transcription_model)
+    if settings.transcription_language:
+        transcription = transcription.model_copy(update={"language": settings.transcription_language})
+    audio_input = ce.AudioInput(
+        format=ce.AudioFormat(type="audio/pcm", rate=24000),
+        transcription=transcription,
+        turn_detection=ce.ServerVad(
+            threshold=settings.vad_threshold,
+            prefix_padding_ms=settings.vad_prefix_padding_ms,
+            silence_duration_ms=settings.vad_silence_ms,
+        ),
+    )
+    if settings.noise_reduction != "off":
+        # The call's audio is a clean digital capture, but a far-end room is far-field: same setting as the mic.
+        audio_input = audio_input.model_copy(
+            update={"noise_reduction": ce.NoiseReduction(type=settings.noise_reduction)}
+        )
+    return ce.TranscriptionSessionConfig(audio=ce.TranscriptionAudio(input=audio_input))

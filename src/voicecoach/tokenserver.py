@@ -4,7 +4,9 @@
 ``POST {base_url}/realtime/client_secrets`` with the real API key and our session config, and answers
 ``200 {"value": "ek_…", "expires_at": …}``. Failures are OpenAI-style JSON errors
 ``{"error": {"message", "type", "code"}}``: 401 for a missing or wrong bearer, 429 (with ``Retry-After``) when a
-client address exceeds its token bucket, 502 when the upstream refuses or fails.
+client address exceeds its token bucket, 502 when the upstream refuses or fails. A JSON body
+``{"session_type": "transcription"}`` asks for a key of a transcription-only session (the other side of a call,
+issue 13); no body (or ``"realtime"``) is the main link's key; any other body is a 400.
 
 Its settings are the client's (``api_key``, ``base_url``, the session config it mints keys for) plus the
 ``[token_server]`` table (:class:`~voicecoach.tokenserver_settings.TokenServerSettings`: host, port and the rate
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import math
 import signal
@@ -37,7 +40,7 @@ from .config import Settings
 from .errors import AuthError, ConfigError, RateLimitError, SignalingError, SignalingTimeout, Unreachable
 from .protocol.client_events import ClientSecretRequest, ExpiresAfter
 from .redact import redact_text
-from .session_config import build_session
+from .session_config import build_session, build_transcription_session
 from .transport.credentials import is_loopback_host
 from .transport.signaling import create_client_secret
 from .transport.token_client import SECRET_ENV
@@ -137,11 +140,13 @@ class _TokenHandler:
         self.buckets = buckets
         self.clock = clock
         self.counts: Counter[str] = Counter()
-        # Built once: the session config depends only on the settings.
-        self.request = ClientSecretRequest(
-            expires_after=ExpiresAfter(seconds=settings.token_ttl_seconds),
-            session=build_session(settings, with_model=True),
-        )
+        # Built once: the session config depends only on the settings. A client asks for the type (the main
+        # link's realtime session, or the other side's transcription-only one), never for the config.
+        expires = ExpiresAfter(seconds=settings.token_ttl_seconds)
+        self.requests = {
+            "realtime": ClientSecretRequest(expires_after=expires, session=build_session(settings, with_model=True)),
+            "transcription": ClientSecretRequest(expires_after=expires, session=build_transcription_session(settings)),
+        }
 
     async def handle(self, request: web.Request) -> web.Response:
         address = request.remote or "unknown"
@@ -169,10 +174,18 @@ class _TokenHandler:
                 "invalid_token_secret",
                 {"WWW-Authenticate": 'Bearer realm="voicecoach"'},
             )
+        kind = await _session_type(request)
+        if kind not in self.requests:
+            return _error(
+                400,
+                'session_type must be "realtime" or "transcription" (or send no body for "realtime")',
+                "invalid_request_error",
+                "invalid_session_type",
+            )
         s = self.settings
         try:
             minted = await create_client_secret(
-                request.app[_HTTP], s.base_url, self.api_key, self.request, s.http_timeout
+                request.app[_HTTP], s.base_url, self.api_key, self.requests[kind], s.http_timeout
             )
         except SignalingError as exc:
             # str(exc) is one line and already scrubbed by signaling; scrub again in case that ever changes.
@@ -187,6 +200,22 @@ class _TokenHandler:
             return False
         # Bytes, not str: compare_digest refuses non-ASCII str, and a hostile header must not raise.
         return hmac.compare_digest(token.strip().encode(), self.secret)
+
+
+async def _session_type(request: web.Request) -> str | None:
+    """The session type a client asks a key for: ``{"session_type": …}``, or "realtime" without a body.
+
+    None for a body that is not such a JSON object (answered 400).
+    """
+    body = await request.text()
+    if not body.strip():
+        return "realtime"
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    kind = data.get("session_type", "realtime") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def _checked_secret(secret: SecretStr) -> SecretStr:

@@ -7,6 +7,11 @@ The facts of a run (start, end, duration, cost, model) come from two records: th
 "summary"``: ``ended_at``, ``duration_s``, ``cost_usd``, ``reason``). A file without a summary (the process was
 killed, or crashed) still renders: its end is the time of its last record and it is marked "ended abruptly";
 its cost is unknown, because it was only known to the process that died.
+
+Two speakers: an utterance names its speaker (``"speaker": "them"``, absent for the user) and, where it is a
+setting, the label a reader knows them by (``"label": "Interviewer"``). The records are written as transcripts
+finish, which for two channels is not the order things were said, so every rendering lists the items by when
+they began (``started_at``, else the time they were written; ties keep file order).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 Record = Mapping[str, Any]
 
 TIER_LABELS = {"quick": "quick hint", "full": "full guidance"}
+SPEAKERS = {"you": "You", "them": "Them"}  # as coach.labels names them; a record's own "label" wins
 SPOKEN = ("utterance", "hint")  # the kinds that make a session worth keeping (see `sessions delete --empty`)
 _NOT_ITEMS = ("session", "summary")
 
@@ -43,8 +49,14 @@ def header_of(records: Sequence[Record]) -> Record:
 
 
 def items_of(records: Sequence[Record]) -> list[Record]:
-    """The transcript items (utterances, hints, interrupts, unknown kinds), without the header and the summary."""
-    return [r for r in records if r.get("kind") not in _NOT_ITEMS]
+    """The transcript items (utterances, hints, interrupts, unknown kinds) without the header and the summary,
+    in the order they were spoken (see the module docstring)."""
+    items = [r for r in records if r.get("kind") not in _NOT_ITEMS]
+    moments = [parse_time(r.get("started_at")) or parse_time(r.get("t")) for r in items]
+    if any(m is None for m in moments):
+        return items  # a hand-edited file without times: file order is all there is
+    order = sorted(range(len(items)), key=lambda i: (moments[i], i))
+    return [items[i] for i in order]
 
 
 def is_empty(records: Sequence[Record]) -> bool:
@@ -75,7 +87,7 @@ def title_of(records: Sequence[Record]) -> str:
     title = header_of(records).get("title")
     if isinstance(title, str) and title.strip():
         return one_line(title)
-    said = next((r.get("text") for r in records if r.get("kind") == "utterance" and r.get("text")), None)
+    said = next((r.get("text") for r in items_of(records) if r.get("kind") == "utterance" and r.get("text")), None)
     return one_line(str(said))[:60] if said else "(no speech)"
 
 
@@ -136,7 +148,7 @@ def describe(item: Record, *, markdown: bool) -> str:
     kind = item.get("kind")
     text = one_line(str(item.get("text", "")))
     if kind == "utterance":
-        who = "You" if item.get("speaker", "you") == "you" else str(item.get("speaker")).capitalize()
+        who = speaker_of(item)
     elif kind == "hint":
         who = f"Coach ({TIER_LABELS.get(str(item.get('tier')), str(item.get('tier', 'hint')))})"
         if item.get("interrupted"):
@@ -147,6 +159,15 @@ def describe(item: Record, *, markdown: bool) -> str:
     else:
         who = str(kind)
     return f"**{who}:** {text}" if markdown else f"{who}: {text}"
+
+
+def speaker_of(item: Record) -> str:
+    """Who said an utterance: its label, else the speaker's name ("You", "Them"), else the speaker capitalized."""
+    label = item.get("label")
+    if isinstance(label, str) and label.strip():
+        return one_line(label)
+    speaker = str(item.get("speaker", "you"))
+    return SPEAKERS.get(speaker, speaker.capitalize())
 
 
 # --- small formatting helpers -----------------------------------------------------------------------------

@@ -7,12 +7,16 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from tests.conformance import server_event_adapter, server_event_types
+from tests.conformance import client_event_adapter, server_event_adapter, server_event_types
 from tests.server.helpers import Harness
 
 from voicecoach.audio.frames import resample
+from voicecoach.server.defaults import default_transcription_session
+from voicecoach.server.scenario import Scenario
 from voicecoach.server.session import SessionOptions
 from voicecoach.server.voice import synth_speech
+
+_WS = SessionOptions(transport="websocket")
 
 # Every type the server can emit; the test fails if a scenario stops producing one (so coverage cannot rot).
 EMITTED = {
@@ -251,3 +255,86 @@ def test_websocket_events_validate_strictly_and_carry_the_audio() -> None:
     assert (clear_error["code"], clear_error["param"]) == ("invalid_value", "type")
     last_cancel = h.events.index(h.of("response.done")[-1])
     assert not [e for e in h.events[last_cancel:] if e["type"] == "response.output_audio.delta"]
+
+
+# --- transcription-only sessions (?intent=transcription): transcripts, never a response ------------------------
+
+TRANSCRIPTION_EMITTED = {
+    "session.created",
+    "session.updated",
+    "error",
+    "input_audio_buffer.speech_started",
+    "input_audio_buffer.speech_stopped",
+    "input_audio_buffer.committed",
+    "input_audio_buffer.cleared",
+    "conversation.item.added",
+    "conversation.item.done",
+    "conversation.item.retrieved",
+    "conversation.item.input_audio_transcription.delta",
+    "conversation.item.input_audio_transcription.completed",
+}
+
+
+def transcription_events() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(server events, client events) of a transcription session: VAD turns, a manual commit, refusals."""
+    scenario = Scenario(them_utterances=["So, tell me about it.", "And then?", "Thanks."])
+    h = Harness(session=default_transcription_session("sess_test"), scenario=scenario, options=_WS)
+    sent: list[dict[str, Any]] = []
+
+    def send(event: dict[str, Any]) -> None:
+        sent.append(event)
+        h.send(event)
+
+    audio_input = {
+        "format": {"type": "audio/pcm", "rate": 24000},
+        "transcription": {"model": "gpt-4o-mini-transcribe", "language": "en"},
+        "noise_reduction": {"type": "near_field"},
+        "turn_detection": {"type": "server_vad", "threshold": 0.5, "silence_duration_ms": 300},
+    }
+    send({"type": "session.update", "session": {"type": "transcription", "audio": {"input": audio_input}}})
+    pcm24 = resample(synth_speech("hello there friend"), 48000, 24000).astype("<i2")
+    for start in range(0, pcm24.size, 480):
+        send(
+            {
+                "type": "input_audio_buffer.append",
+                "audio": base64.b64encode(pcm24[start : start + 480].tobytes()).decode(),
+            }
+        )
+    h.quiet(0.5)
+    completed = h.wait_for("conversation.item.input_audio_transcription.completed")
+    send({"type": "conversation.item.retrieve", "item_id": completed["item_id"]})
+    whisper = {"transcription": {"model": "whisper-1"}, "turn_detection": None}
+    send({"type": "session.update", "session": {"type": "transcription", "audio": {"input": whisper}}})
+    h.feed(synth_speech("one two three"))
+    send({"type": "input_audio_buffer.commit"})  # a manual turn, duration-billed
+    h.wait_for("conversation.item.input_audio_transcription.completed", after=len(h.events) - 1)
+    send({"type": "input_audio_buffer.clear"})
+    send({"type": "response.create", "event_id": "evt_refused"})
+    send(
+        {
+            "type": "session.update",
+            "session": {"type": "transcription", "audio": {"input": {"transcription": {"model": "nope"}}}},
+        }
+    )
+    h.quiet(0.5)
+    return h.events, sent
+
+
+def test_a_transcription_session_emits_only_transcription_events_and_they_validate_strictly() -> None:
+    events, sent = transcription_events()
+    adapter = server_event_adapter()
+    failures = []
+    for event in events:
+        try:
+            adapter.validate_python(event, strict=True)
+        except ValidationError as exc:
+            failures.append(f"{event['type']}: {exc.errors()[0]}")
+    assert not failures, "\n".join(failures[:10])
+    assert {e["type"] for e in events} == TRANSCRIPTION_EMITTED  # no response.*, no rate_limits, no output audio
+    assert events[0]["session"]["type"] == "transcription"
+    usages = [e["usage"]["type"] for e in events if e["type"].endswith("transcription.completed")]
+    assert usages == ["tokens", "duration"]  # gpt-4o-mini-transcribe bills tokens, whisper-1 seconds
+    assert [e["error"]["code"] for e in events if e["type"] == "error"] == ["invalid_value", "invalid_value"]
+    client = client_event_adapter()
+    for event in sent:  # the client side of the session is valid GA client events too
+        client.validate_python(event)

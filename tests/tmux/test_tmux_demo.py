@@ -75,7 +75,8 @@ def test_demo_in_a_real_terminal(tmux: Tmux, tmp_path: Path) -> None:
     screen = tmux.wait_for(lambda s: "listening" in s and "Quick hint" in s, 20, "the status bar and footer")
     assert "gpt-realtime-1.5" in screen
     screen = tmux.wait_for(lambda s: "quick hint" in s, 30, "the quick hint in the transcript")
-    assert "You: Thanks for joining" in screen
+    # The other side's question and "good question" (which fired nothing), then the user's (which did).
+    assert "Them: Thanks for joining" in screen and "You: Good question" in screen
     tmux.run("send-keys", "-t", tmux.name, "l")  # toggle the event log open
     screen = tmux.wait_for(lambda s: "hint requested after" in s, 10, "the event log")
     screen = tmux.wait_for(lambda s: "[interrupted]" in s, 30, "the interrupted full guidance")
@@ -94,7 +95,8 @@ def test_demo_at_80x24_fits_and_one_ctrl_c_exits_130(tmux: Tmux, tmp_path: Path)
     start_demo(tmux, tmp_path, 80, 24)
 
     def priced(screen: str) -> bool:  # live, and the first hint has a cost and a latency
-        return any("● connected" in row and "$" in row for row in screen.splitlines())
+        # (Transcription is priced from the first line on: the cost alone does not say a hint has come.)
+        return any("● connected" in row and "$" in row and "hint — " not in row for row in screen.splitlines())
 
     screen = tmux.wait_for(priced, 40, "a live session with a priced hint")
     rows = screen.splitlines()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 
-from voicecoach.coach.actions import Metric, Notice, Send
+from voicecoach.coach.actions import Metric, Notice, Send, TranscriptChanged
 from voicecoach.coach.coach import Coach
+from voicecoach.coach.conversation import Message
 from voicecoach.protocol.server_events import parse_server_dict
 from voicecoach.ui.plain import PlainView
 
@@ -51,3 +52,14 @@ def test_the_requested_line_and_its_figure_follow_the_words_that_fired_it() -> N
     requested = next(i for i, line in enumerate(lines) if "#1 requested" in line)
     figure = next(i for i, line in enumerate(lines) if "hint requested after" in line)
     assert you < requested < figure, lines
+
+
+def test_both_speakers_are_labelled_and_their_item_ids_do_not_collide() -> None:
+    """Two links name their items independently: the other side's ``item_1`` is not the user's."""
+    out = io.StringIO()
+    view = PlainView(out)
+    view.show(TranscriptChanged(Message("item_1", "user", "Good question.", done=True), final=True), 1.0)
+    view.show(TranscriptChanged(Message("item_1", "them", "Why?", done=True, label="Interviewer"), final=True), 1.1)
+    view.show(TranscriptChanged(Message("item_2", "them", "Next.", done=True), final=True), 1.2)
+    view.show(TranscriptChanged(Message("item_3", "them", "", done=True), final=True), 1.3)  # retracted: nothing
+    assert out.getvalue().splitlines() == ["You: Good question.", "Interviewer: Why?", "Them: Next."]

@@ -199,6 +199,20 @@ async def test_transcript_lines_appear_update_in_place_and_mark_tiers(
     assert len(app.transcript.lines()) == 4
 
 
+async def test_transcript_reads_in_the_order_spoken_and_drops_a_retracted_line(
+    running: tuple[CoachApp, Pilot[int], FakeRun],
+) -> None:
+    app, pilot, session = running
+    session.push(TranscriptChanged(msg("u1", "user", "Let me think.", done=True, started_at=4.0), final=True))
+    session.push(TranscriptChanged(msg("t1", "them", "Why us?", done=True, label="Interviewer", started_at=1.0), True))
+    session.push(TranscriptChanged(msg("t2", "them", "say that", started_at=5.0), final=False))
+    await wait_until(
+        pilot, lambda: app.transcript.lines() == ["Interviewer: Why us?", "You: Let me think.", "Them: say that …"]
+    )
+    session.push(TranscriptChanged(msg("t2", "them", "", done=True, started_at=5.0), final=True))  # own voice
+    await wait_until(pilot, lambda: app.transcript.lines() == ["Interviewer: Why us?", "You: Let me think."])
+
+
 async def test_long_messages_wrap_and_rewrap_on_resize(running: tuple[CoachApp, Pilot[int], FakeRun]) -> None:
     app, pilot, session = running
     t = app.transcript

@@ -138,6 +138,22 @@ def test_render_message_labels_tiers_and_markers() -> None:
     assert you.spans[0].style != coach.spans[0].style  # distinct label styles
 
 
+def test_render_message_names_the_other_side_by_its_label() -> None:
+    assert render_message(msg("1", "them", "Next question.", done=True), True).plain == "Them: Next question."
+    them = render_message(msg("1", "them", "Next", label="Interviewer"), False)
+    assert them.plain == "Interviewer: Next …"
+    you = render_message(msg("1", "user", "a"), True)
+    assert len({them.spans[0].style, you.spans[0].style}) == 2
+
+
+def test_transcription_cost_counts_in_the_status_bar_and_names_its_channel() -> None:
+    status = StatusModel(model="m")
+    status.on_metric(Metric("transcription.cost_usd", 0.0001, {"channel": "them", "total_usd": 0.0321}))
+    assert status.cost_usd == 0.0321
+    text = describe_metric(Metric("transcription.cost_usd", 0.0001, {"channel": "them", "total_usd": 0.0321}))
+    assert text == "transcription cost $0.0001 (total $0.0321) (them)"
+
+
 def test_log_entries_cover_notices_metrics_states_and_info() -> None:
     batch: list[Pending] = [
         (Notice("error", "boom", {"code": "x"}), 10.5),

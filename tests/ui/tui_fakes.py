@@ -76,14 +76,25 @@ class SessionFactory:
 
 def msg(
     item_id: str,
-    role: Literal["user", "coach"],
+    role: Literal["user", "coach", "them"],
     text: str,
     *,
     done: bool = False,
     tier: str | None = None,
     interrupted: bool = False,
+    label: str | None = None,
+    started_at: float = 0.0,
 ) -> Message:
-    return Message(item_id=item_id, role=role, text=text, done=done, tier=tier, interrupted=interrupted)
+    return Message(
+        item_id=item_id,
+        role=role,
+        text=text,
+        done=done,
+        tier=tier,
+        interrupted=interrupted,
+        label=label,
+        started_at=started_at,
+    )
 
 
 async def wait_until(pilot: Pilot[int], condition: Callable[[], object], within: float = WAIT_S) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,6 +37,9 @@ PORTAUDIO_MISSING = (
     "or use --input-file/--output-file"
 )
 MAX_QUEUE_MS = 200  # mic frames kept for a slow reader; older ones are dropped so latency cannot grow
+# Held while a stream opens. The ALSA pulse plugin reads PULSE_SOURCE (process-wide) when a PCM opens, and
+# audio.loopback sets it for the call's monitor: holding this keeps another stream's open from seeing it.
+OPEN_LOCK = threading.RLock()
 
 Kind = Literal["input", "output"]
 
@@ -151,7 +155,8 @@ def format_device_table(devices: list[DeviceInfo]) -> str:
 def _open_stream(factory: Callable[..., Any], device: DeviceInfo, kind: Kind, **kwargs: Any) -> Any:
     sd = _sounddevice()
     try:
-        return factory(device=device.index, dtype="int16", **kwargs)
+        with OPEN_LOCK:
+            return factory(device=device.index, dtype="int16", **kwargs)
     except (sd.PortAudioError, ValueError) as exc:
         raise DeviceUnavailable(
             f"cannot open {kind} device {device.index} ({device.name}) at {kwargs.get('samplerate')} Hz: {exc}; "
@@ -164,7 +169,8 @@ class DeviceSource:
 
     The stream is opened (and the device checked) at construction but started on the first ``read``, so
     nothing queues up before the mic gate opens. Frames older than ``MAX_QUEUE_MS`` are dropped (``dropped``
-    counts them). ``last_latency_s``: from the callback that completed a frame to ``read`` returning it.
+    counts them). ``last_latency_s``: from the callback that completed a frame to ``read`` returning it;
+    ``last_frame_at``: the ``time.monotonic()`` of that callback (the frame's last sample had been captured).
     """
 
     realtime = True
@@ -194,6 +200,7 @@ class DeviceSource:
         self.status_flags = 0  # callbacks that reported an overflow (audio lost inside PortAudio)
         self.dropped = 0
         self.last_latency_s: float | None = None
+        self.last_frame_at: float | None = None
         log.debug("input device %d (%s) at %d Hz", device.index, device.name, self.rate)
 
     def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
@@ -239,6 +246,7 @@ class DeviceSource:
             if self._error is not None:
                 raise self._error
         frame, at = self._frames.popleft()
+        self.last_frame_at = at
         self.last_latency_s = time.monotonic() - at
         return frame
 

@@ -63,6 +63,8 @@ class MicTrack(MediaStreamTrack):
         self._pts = 0
         self.frames_sent = 0
         self.last_frame_sent_at = 0.0
+        self.first_frame_at: float | None = None
+        self.first_open_frame_at: float | None = None
         self.source_error: AudioError | None = None
 
     def open_gate(self) -> None:
@@ -108,6 +110,13 @@ class MicTrack(MediaStreamTrack):
         frame = frame_from_pcm(pcm, WIRE_RATE, self._pts)
         self.frames_sent += 1
         self.last_frame_sent_at = time.monotonic()
+        # The start of each stream's audio on the monotonic clock (the frame's first sample, a frame ago): a
+        # server's audio_start_ms counts from the first frame it got (WebRTC: any; the WebSocket: the first one
+        # with the gate open). The coach places turns of two links on one clock with these.
+        if self.first_frame_at is None:
+            self.first_frame_at = self.last_frame_sent_at - WIRE_FRAME_SAMPLES / WIRE_RATE
+        if self.first_open_frame_at is None and use_source:
+            self.first_open_frame_at = self.last_frame_sent_at - WIRE_FRAME_SAMPLES / WIRE_RATE
         return frame
 
     async def _read(self) -> Pcm | None:

@@ -82,6 +82,7 @@ MetricName = Literal[
     "hint.interrupt_to_silence_ms",  # interrupt → the player fell silent
     "response.cost_usd",
     "response.input_tokens",
+    "transcription.cost_usd",  # one utterance's transcription (data: channel, total_usd of the whole run)
 ]
 METRIC_LABELS: dict[MetricName, str] = {
     "hint.trigger_to_send_ms": "hint requested after",
@@ -90,6 +91,7 @@ METRIC_LABELS: dict[MetricName, str] = {
     "hint.interrupt_to_silence_ms": "silent after the interrupt in",
     "response.cost_usd": "response cost",
     "response.input_tokens": "response input tokens",
+    "transcription.cost_usd": "transcription cost",
 }
 
 

@@ -1,10 +1,14 @@
 """The coach: a pure state machine from server events and user intents to actions.
 
-``handle(event, now)``, ``command(intent, now)``, ``playback(sounding, now)`` and ``tick(now)`` each return the
-list of :mod:`~voicecoach.coach.actions` for the runner to execute, in order. No I/O, no clock: ``now`` is a
-monotonic time in seconds supplied by the caller. Call order: ``connect(now)`` before each link's first event,
-``disconnected(now, reason)`` when a link is gone, ``close(now)`` at the end; after every call, sleep until
-``next_deadline()`` (or the next event) and then call ``tick(now)`` (the deadlines are in :mod:`.timing`).
+``handle(event, now)``, ``handle_them(event, now)``, ``command(intent, now)``, ``playback(sounding, now)`` and
+``tick(now)`` each return the list of :mod:`~voicecoach.coach.actions` for the runner to execute, in order. No
+I/O, no clock: ``now`` is a monotonic time in seconds supplied by the caller. Call order: ``connect(now)`` before
+each main link's first event, ``disconnected(now, reason)`` when it is gone, ``close(now)`` at the end; after
+every call, sleep until ``next_deadline()`` (or the next event) and then call ``tick(now)`` (:mod:`.timing`).
+
+Two links: the main one (``handle``: the microphone, "you") and the other side's transcription-only one
+(``handle_them``: "them"). ``channel_started(channel, epoch)`` gives each new session's audio epoch, so turns
+interleave as spoken; ``them_disconnected(now, reason)`` when that link is gone (see :mod:`.speakers`).
 
 Listening is silent: the session runs ``server_vad`` with ``create_response: false`` so the model never
 answers on its own. What a hint sends is in :mod:`.hints`.
@@ -15,51 +19,52 @@ from __future__ import annotations
 import logging
 from typing import assert_never
 
-from ..protocol import client_events as ce
 from ..protocol import server_events as se
 from .actions import (
     Action,
     EndSession,
-    ExpectAudio,
-    FlushPlayback,
     Intent,
-    Interrupted,
     Metric,
     Notice,
     OpenMic,
     Quit,
     Reconnect,
     Send,
-    SetMicMuted,
-    StatusChanged,
     TranscriptChanged,
 )
 from .conversation import Conversation
-from .hints import Hint, Hints, carry_over, hint_request, release
-from .labels import tier_label
-from .phrases import PhraseMatcher, TriggerDetector
+from .cost import Channel, CostMeter
+from .hint_flow import HintFlow
+from .hints import Hints, carry_over, release
+from .listen import Heard, Listener
 from .server_errors import error_actions
-from .settings import CoachSettings, Tier
-from .state import Move, State, next_state
-from .timing import ROLLOVER_REASON, Deadlines, TimingSettings
-from .usage import Prices, UsageTotals, prices_for, response_metrics
+from .settings import CoachSettings
+from .speakers import Speakers
+from .state import Move, State
+from .timing import ROLLOVER_REASON, Deadlines, TimingSettings, earliest
+from .usage import Prices, UsageTotals, prices_for
 
 log = logging.getLogger(__name__)
 
 
-class Coach:
+class Coach(HintFlow):
     def __init__(
         self,
         settings: CoachSettings | None = None,
         *,
         model: str = "gpt-realtime-1.5",
         timing: TimingSettings | None = None,
+        transcription_models: dict[Channel, str] | None = None,
     ) -> None:
         self.settings = settings or CoachSettings()
         self.timing = timing or TimingSettings()
         self.state = State.DISCONNECTED
         self.conversation = Conversation()
-        self.usage = UsageTotals()
+        self.usage = UsageTotals()  # the hints' responses; ``cost`` adds each channel's transcription
+        self.cost = CostMeter(responses=self.usage)
+        for channel, transcriber in (transcription_models or {}).items():
+            self.cost.transcription[channel].model = transcriber
+        self.speakers = Speakers(self.conversation, self.cost)
         self.prices: Prices = prices_for(model)
         self.user_muted = False
         self._hints = Hints()
@@ -70,13 +75,10 @@ class Coach:
         self.reconfigure(self.settings)
 
     def reconfigure(self, settings: CoachSettings) -> None:
-        """Apply new settings (phrases, windows, durations) at once. Raises ValueError for bad phrases."""
-        triggers = PhraseMatcher({"quick": settings.quick_phrases, "full": settings.full_phrases})
-        interrupts = PhraseMatcher({"interrupt": settings.interrupt_phrases})
+        """Apply new settings (phrases, windows, durations, labels) at once. Raises ValueError for bad phrases."""
+        self._listener = Listener(settings)
         self.settings = settings
-        self._triggers = TriggerDetector(triggers, settings.cooldown_seconds)
-        # Interrupts have no cooldown worth the name: "stop" twice in a row should both work.
-        self._interrupts = TriggerDetector(interrupts, 0.3)
+        self.speakers.them_label = settings.them_label
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -86,6 +88,7 @@ class Coach:
         self.sessions += 1
         self._server_items.clear()
         self._clocks.link_closed()  # the rollover is re-armed by this link's session.updated
+        self.speakers.clock.started("you", None)  # a new session's audio counts from 0: channel_started again
         first = self.state is State.DISCONNECTED and self.sessions == 1
         return self._move(Move.CONNECT if first else Move.RECONNECT)
 
@@ -99,6 +102,7 @@ class Coach:
                 actions.append(TranscriptChanged(message, final=True))
         self._hints.clear()
         self._clocks.link_closed()
+        self.speakers.guard.cancel_held()  # a trigger waiting for the other side cannot be asked for now
         return [*actions, Notice("warning", f"disconnected: {reason}")]
 
     def close(self, now: float) -> list[Action]:
@@ -115,19 +119,39 @@ class Coach:
         return not self._hints and not self._clocks.open_turns
 
     @property
-    def live(self) -> bool:
-        return self.state in (State.LISTENING, State.SPEAKING, State.MUTED)
+    def them_quiet(self) -> bool:
+        """No turn of the other side awaits its transcript: the "them" link may close (roll over) losing none."""
+        return self.speakers.guard.them_open == 0
+
+    @property
+    def cost_usd(self) -> float:
+        """The run's estimated cost: hints plus both channels' transcription (``cost.split()`` has the parts)."""
+        return self.cost.total_usd
+
+    def channel_started(self, channel: Channel, epoch: float | None) -> None:
+        """A link's new session takes audio: its first sample was captured at ``epoch`` (monotonic seconds, the
+        clock of ``now``; None: unknown, turns are then placed by arrival). Call it again after each reconnect."""
+        self.speakers.clock.started(channel, epoch)
+
+    def handle_them(self, event: se.ServerEvent, now: float) -> list[Action]:
+        """An event of the other side's link. It never fires or stops a hint; it may settle a held trigger."""
+        speaking = {h.response_id for h in self._hints if h.response_id is not None}
+        return [*self.speakers.them(event, now, speaking), *self._release_held(now)]
+
+    def them_disconnected(self, now: float, reason: str) -> list[Action]:
+        return [*self.speakers.them_lost(now, reason), *self._release_held(now)]
 
     # --- deadlines ------------------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` has something to do (maybe already past), or None; ask again after every call."""
-        return self._clocks.next(quiet=self.quiet, hint_deadline=self._hints.deadline())
+        held = self.speakers.guard.deadline()
+        return earliest(self._clocks.next(quiet=self.quiet, hint_deadline=self._hints.deadline()), held)
 
     def tick(self, now: float) -> list[Action]:
         """Act on the deadlines that have come: drop silent hints, end playback after the hang-over, then end
         the run (``--duration``) or roll over to a fresh session (:class:`Reconnect`)."""
-        actions, hint = self._drop_stale(now), self._hints.audible
+        actions, hint = [*self._drop_stale(now), *self._release_held(now)], self._hints.audible
         if self._clocks.hangover.fire(now) and not self._server_tracks_playback and hint and not hint.generating:
             actions += self._audio_finished(hint, now) if hint.audio_started_at is not None else []
         if self._clocks.duration.fire(now):
@@ -163,8 +187,10 @@ class Coach:
     # --- server events --------------------------------------------------------------------------------
 
     def handle(self, event: se.ServerEvent, now: float) -> list[Action]:
+        """An event of the main link (the microphone's)."""
         self._clocks.track_turn(event)
-        return [*self._drop_stale(now), *self._dispatch(event, now)]
+        placed = self.speakers.mic(event, now)  # before the dispatch: a turn goes where it was spoken
+        return [*self._drop_stale(now), *self._dispatch(event, now), *placed]
 
     def _dispatch(self, event: se.ServerEvent, now: float) -> list[Action]:
         match event:
@@ -243,6 +269,7 @@ class Coach:
     def command(self, intent: Intent, now: float) -> list[Action]:
         match intent:
             case Intent.QUICK_HINT | Intent.FULL_GUIDANCE:
+                self.speakers.guard.cancel_held()  # the key asks now: a held phrase must not ask again
                 return self._ask("quick" if intent is Intent.QUICK_HINT else "full", now)
             case Intent.INTERRUPT:
                 return self._interrupt(now, "key")
@@ -263,136 +290,41 @@ class Coach:
     # --- internals ------------------------------------------------------------------------------------
 
     def _listen(self, item_id: str, delta: str, now: float) -> list[Action]:
-        # Self-hearing guard: while the coach talks, the mic may carry its voice; only interrupts count then.
-        if self._hints.audible is not None:
-            match = self._interrupts.feed(item_id, delta, now)
-            return self._interrupt(now, f"said {match.phrase!r}") if match else []
-        # Interrupt phrases are not fed while silent: "stop" said then must not use up the utterance's one
-        # interrupt, in case the coach starts talking before the person finishes.
-        match = self._triggers.feed(item_id, delta, now)
-        return (
-            self._ask("quick" if match.action == "quick" else "full", now, said=match.phrase, heard_in=item_id)
-            if match
-            else []
-        )
+        audible = self._hints.audible is not None
+        return self._heard(self._listener.delta(item_id, delta, now, coach_audible=audible), now)
 
     def _listen_final(self, event: se.TranscriptionCompleted, now: float) -> list[Action]:
-        if self._hints.audible is not None:
-            match = self._interrupts.complete(event.item_id, event.transcript, now)
-            self._triggers.complete(event.item_id, "", now)
-            return self._interrupt(now, f"said {match.phrase!r}") if match else []
-        match = self._triggers.complete(event.item_id, event.transcript, now)
-        return self._ask("quick" if match.action == "quick" else "full", now, said=match.phrase) if match else []
+        audible = self._hints.audible is not None
+        return self._heard(self._listener.final(event.item_id, event.transcript, now, coach_audible=audible), now)
 
-    def _ask(self, tier: Tier, now: float, said: str | None = None, heard_in: str | None = None) -> list[Action]:
-        """Request a hint now. ``heard_in``: the utterance whose streamed text fired it, still unfinished; the
-        "requested" line then waits for that utterance's transcript line (the request does not wait)."""
-        if not self.live:
-            return [Notice("warning", "not connected yet: the hint was not requested")]
-        actions: list[Action] = self._drop_stale(now)
-        if self._hints:
-            actions += self._interrupt(now, f"new {tier} request")
-        hint = self._hints.new(tier, now, heard_in)
-        event = hint_request(hint, self.conversation, self.settings, self._server_items)
-        why = f" (heard {said!r})" if said else ""
-        requested = Notice("info", f"{tier_label(tier)} #{hint.number} requested{why}")
-        if heard_in is None:
-            return [*actions, Send(event, asked_at=now), requested]
-        hint.held = requested
-        return [*actions, Send(event, asked_at=now)]
+    def _heard(self, heard: Heard | None, now: float) -> list[Action]:
+        """A microphone phrase: stop, or ask unless the echo guard holds it or finds it is the other side's."""
+        if heard is None:
+            return []
+        if heard.action == "interrupt":
+            return self._interrupt(now, f"said {heard.phrase!r}")
+        start, end = self.speakers.mic_span(heard.item_id, now)
+        match self.speakers.guard.verdict(heard.phrase, start, end, now):
+            case "echo":
+                return [self._echo_notice(heard.phrase)]
+            case "wait":
+                self.speakers.guard.hold(heard.action, heard.phrase, heard.item_id, start, end, now)
+                who = self.settings.them_label
+                return [Notice("debug", f"holding {heard.phrase!r} until {who}'s transcript shows it is no echo")]
+            case "clear":
+                heard_in = heard.item_id if heard.streamed else None
+                return self._ask(heard.action, now, said=heard.phrase, heard_in=heard_in)
 
-    def _interrupt(self, now: float, why: str) -> list[Action]:
-        hint = self._hints.speaking
-        if hint is None:
-            return [Notice("info", "nothing to interrupt")]
-        actions: list[Action] = [*release(self._hints), FlushPlayback(asked_at=now)]
-        if self._clocks.hangover.sounding:
-            self._clocks.flushed_at = now  # the player's next "stopped" edge gives hint.interrupt_to_silence_ms
-        for h in self._hints:
-            h.interrupted = True
-            if h.generating and h.response_id is not None:
-                actions.append(Send(ce.ResponseCancel(response_id=h.response_id), asked_at=now))
-        actions.append(Send(ce.OutputAudioBufferClear(), asked_at=now))
-        for h in self._hints:
-            if h.response_id is not None:
-                message = self.conversation.coach_done(h.response_id, None, now, interrupted=True)
-                actions.append(TranscriptChanged(message, final=True))
-        cut = tuple(h.number for h in self._hints)
-        # Responses not yet created (no id) are cancelled when response.created arrives.
-        self._hints.keep_unanswered()
-        if self.state is State.SPEAKING:
-            actions += self._move(Move.INTERRUPT)
-        return [*actions, Interrupted(why, cut), *self._mic_actions()]
-
-    def _on_response_created(self, event: se.ResponseCreated, now: float) -> list[Action]:
-        hint = self._hints.claim(event.response)
-        if hint is None:
-            return []  # not ours (another client, or an in-band response we did not ask for)
-        hint.response_id = event.response.id
-        hint.generating = True
-        hint.last_heard_at = now
-        response = event.response
-        if hint.interrupted:
-            # Interrupted before the server even created it: cancel it now that it has an id.
-            self._hints.remove(hint)
-            return [*release([hint]), Send(ce.ResponseCancel(response_id=response.id), asked_at=now)]
-        self.conversation.coach_started(response.id, hint.tier, now)
-        return [ExpectAudio(response.id)]
-
-    def _on_response_done(self, event: se.ResponseDone, now: float) -> list[Action]:
-        response = event.response
-        actions: list[Action] = [*response_metrics(response, self.usage, self.prices)]
-        hint = self._hints.for_response(response.id)
-        if hint is not None:
-            hint.generating = False
-            if response.status == "failed":
-                detail = (response.status_details or {}).get("error") or {}
-                actions.append(Notice("error", f"the hint failed: {detail.get('message', 'no reason given')}"))
-                actions += self._audio_finished(hint, now)
+    def _release_held(self, now: float) -> list[Action]:
+        if not self.speakers.guard.held:  # the hot path: almost always nothing is held
+            return []
+        fire, echo = self.speakers.guard.release(now)
+        actions: list[Action] = [self._echo_notice(h.phrase) for h in echo]
+        for held in fire:
+            actions += self._ask(held.tier, now, said=held.phrase)
         return actions
 
-    def _audio_started(self, hint: Hint | None, now: float, *, at_player: bool) -> list[Action]:
-        """The server (``output_audio_buffer.started``) or the player (first audible sample) says the hint's
-        audio began. Each source gives its own latency figure once; the first of the two starts Speaking."""
-        if hint is None or hint.interrupted:
-            return []
-        tags = {"tier": hint.tier, "hint": hint.number}
-        actions: list[Action] = []
-        if at_player and hint.audible_at is None:
-            hint.audible_at = now
-            actions.append(Metric("hint.trigger_to_audible_ms", (now - hint.asked_at) * 1000, tags))
-        elif not at_player and hint.server_audio_at is None:
-            hint.server_audio_at = now
-            actions.append(Metric("hint.trigger_to_server_audio_ms", (now - hint.asked_at) * 1000, tags))
-        if hint.audio_started_at is not None:
-            return actions
-        hint.audio_started_at = now
-        if self.state is State.LISTENING:
-            actions += self._move(Move.SPEAK)
-        return [*actions, *self._mic_actions()]
-
-    def _audio_finished(self, hint: Hint | None, now: float) -> list[Action]:
-        if hint is None or hint not in self._hints:
-            return []
-        self._hints.remove(hint)
-        actions = release([hint])
-        if self.state is State.SPEAKING and self._hints.speaking is None:
-            actions += self._move(Move.DONE)
-        return [*actions, *self._mic_actions()]
-
-    def _drop_stale(self, now: float) -> list[Action]:
-        stale = self._hints.drop_silent(now) if self._hints else []  # the hot path: most events find no hint
-        dropped = [Notice("warning", f"hint #{h.number} got no reply from the server; dropped it") for h in stale]
-        return [*release(stale), *dropped]
-
-    def _mic_actions(self) -> list[Action]:
-        speaking = self.settings.mute_mic_while_speaking and self._hints.audible is not None
-        return [SetMicMuted(self.user_muted or speaking)]
-
-    def _move(self, move: Move) -> list[Action]:
-        previous = self.state
-        self.state = next_state(previous, move)  # an illegal move raises InvalidTransition: a bug in the caller
-        if self.state is previous:
-            return []
-        log.debug("coach %s → %s (%s)", previous, self.state, move)
-        return [StatusChanged(self.state, previous)]
+    def _echo_notice(self, phrase: str) -> Notice:
+        who = self.settings.them_label
+        text = f"ignored {phrase!r} from the microphone: {who} said it too (echo from loudspeakers?)"
+        return Notice("info", text, {"phrase": phrase, "echo_window_s": self.speakers.guard.window_s})

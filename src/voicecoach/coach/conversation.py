@@ -1,6 +1,12 @@
-"""The meeting transcript, built from server events: user turns by item id, coach hints by response id.
+"""The meeting transcript, built from server events: both speakers' turns by item id, coach hints by response id.
 
 Pure: no I/O and no clock; every method takes ``now`` (monotonic seconds) from the caller.
+
+Two speakers: the user ("user", the microphone's link) and the other side of the call ("them", a second,
+transcription-only link). Each link names its items independently, so messages are keyed by (role, id). A turn
+whose start is known (``input_audio_buffer.speech_started``, converted to the coach's clock by
+:mod:`.channels`) is placed by :meth:`Conversation.spoken` at the moment it was *spoken*, not when its transcript
+arrived: the other side's transcript may complete a second after the user's reply to it, and still reads first.
 
 Memory is bounded for long meetings: at most ``max_messages`` messages are kept and the oldest (first in
 conversation order) is evicted. Messages live in a doubly linked list keyed by id, so inserting after a known
@@ -17,7 +23,7 @@ from typing import Literal
 
 log = logging.getLogger(__name__)
 
-Role = Literal["user", "coach"]
+Role = Literal["user", "coach", "them"]
 DEFAULT_MAX_MESSAGES = 2000
 
 
@@ -27,7 +33,11 @@ class Message:
 
     For a user turn ``item_id`` is the conversation item id; for a coach hint it is the *response* id (hints are
     out-of-band responses, which never become items of the server's conversation). ``tier`` is ``"quick"`` or
-    ``"full"`` for coach hints. Messages handed out are the live objects: read them, do not mutate them.
+    ``"full"`` for coach hints. ``started_at`` is when the words began (on the coach's clock) where the server
+    said (speech started), else when the message was first heard of; messages are ordered by it. ``label`` names
+    the speaker where it is a setting (``them_label``: "Interviewer"); None means the role's own label.
+    ``audible_until``: for a hint, when its playback ended (None while it plays, or if it never did).
+    Messages handed out are the live objects: read them, do not mutate them.
     """
 
     item_id: str
@@ -38,6 +48,8 @@ class Message:
     started_at: float = 0.0
     ended_at: float | None = None
     interrupted: bool = False
+    label: str | None = None
+    audible_until: float | None = None
 
 
 _Key = tuple[Role, str]  # user item ids and response ids are separate namespaces
@@ -86,27 +98,54 @@ class Conversation:
                 following = self._nodes[following].next
         self._insert(Message(item_id, "user", "", done=False, started_at=now), after)
 
-    def user_delta(self, item_id: str, delta: str, now: float) -> Message:
+    def spoken(self, role: Role, item_id: str, at: float, now: float) -> Message:
+        """A turn began at ``at`` (``speech_started``): create it there, among the others by start time.
+
+        A message already known (a delta came first) is moved to its place. Walks back from the newest message
+        past those that started later: O(1) for the usual in-order turn, bounded by the overlap otherwise.
+        Ties keep arrival order.
+        """
+        key: _Key = (role, item_id)
+        node = self._nodes.get(key)
+        if node is not None:
+            message = node.message
+            self._unlink(key)
+        else:
+            message = Message(item_id, role, "", done=False, started_at=at)
+        message.started_at = min(at, now)  # never in the future: a wrong audio epoch must not reorder the past
+        after = self._tail
+        while after is not None and self._nodes[after].message.started_at > message.started_at:
+            after = self._nodes[after].prev
+        self._insert(message, after)
+        return message
+
+    def delta(self, role: Role, item_id: str, delta: str, now: float) -> Message:
         """Append streamed transcription text. A delta after completion is ignored (the final text wins)."""
-        message = self._get_or_append(("user", item_id), now)
+        message = self._get_or_append((role, item_id), now)
         if not message.done:
             message.text += delta
         return message
 
-    def user_completed(self, item_id: str, transcript: str, now: float) -> Message:
+    def completed(self, role: Role, item_id: str, transcript: str, now: float) -> Message:
         """The final transcript replaces whatever the deltas built."""
-        message = self._get_or_append(("user", item_id), now)
+        message = self._get_or_append((role, item_id), now)
         message.text = transcript
         message.done = True
         message.ended_at = now
         return message
 
-    def user_failed(self, item_id: str, now: float) -> None:
+    def failed(self, role: Role, item_id: str, now: float) -> Message:
         """Transcription failed: the turn is done with no text (so windows skip it)."""
-        message = self._get_or_append(("user", item_id), now)
-        message.text = ""
-        message.done = True
-        message.ended_at = now
+        return self.completed(role, item_id, "", now)
+
+    def user_delta(self, item_id: str, delta: str, now: float) -> Message:
+        return self.delta("user", item_id, delta, now)
+
+    def user_completed(self, item_id: str, transcript: str, now: float) -> Message:
+        return self.completed("user", item_id, transcript, now)
+
+    def user_failed(self, item_id: str, now: float) -> None:
+        self.failed("user", item_id, now)
 
     # --- coach hints ----------------------------------------------------------------------------------
 
@@ -135,17 +174,34 @@ class Conversation:
             message.text = transcript
         if not message.done or (interrupted and not message.interrupted):
             message.ended_at = now
+        if interrupted and not message.interrupted:
+            message.audible_until = now  # an interrupt flushes the player: its sound ends here
         message.done = True
         message.interrupted = message.interrupted or interrupted
         return message
 
+    def coach_silent(self, response_id: str, now: float) -> None:
+        """The hint's playback ended (not cut: :meth:`coach_done` with ``interrupted`` says that). Unknown: ignored."""
+        node = self._nodes.get(("coach", response_id))
+        if node is not None and node.message.audible_until is None:
+            node.message.audible_until = now
+
     # --- edits and reads ------------------------------------------------------------------------------
 
-    def remove(self, item_id: str) -> None:
-        """A user item was deleted (``conversation.item.deleted``). Unknown ids are ignored."""
-        key: _Key = ("user", item_id)
+    def remove(self, item_id: str, role: Role = "user") -> None:
+        """An item was deleted (``conversation.item.deleted``) or dropped. Unknown ids are ignored."""
+        key: _Key = (role, item_id)
         if key in self._nodes:
             self._unlink(key)
+
+    def recent(self, n: int) -> list[Message]:
+        """The last ``n`` messages, blank ones included, newest first (O(n))."""
+        out: list[Message] = []
+        for message in self._backwards():
+            if len(out) == n:
+                break
+            out.append(message)
+        return out
 
     def window(self, n: int) -> list[Message]:
         """The last ``n`` messages with non-blank text, oldest first; ``n <= 0`` gives ``[]``.

@@ -16,7 +16,7 @@ from ..protocol import client_events as ce
 from ..protocol import server_events as se
 from .actions import Action, Notice
 from .conversation import Conversation, Message
-from .labels import speaker_label
+from .labels import message_label
 from .settings import CoachSettings, Tier
 from .timing import PENDING_TIMEOUT_S
 
@@ -149,12 +149,15 @@ def window_input(
     if settings.window_mode == "references":
         # User turns by reference (the model hears their audio: ~8x the price of text); coach turns, and
         # turns from an earlier session that the server no longer has (not in ``server_items``), as text.
+        # The other side's turns live on another session, so they are always text, named by their label.
         items: list[ce.ResponseInput] = []
         for m in window:
             if m.role == "user" and m.item_id in server_items:
                 items.append(ce.ItemReference(id=m.item_id))
             elif m.role == "user":
                 items.append(ce.user_text(m.text))
+            elif m.role == "them":
+                items.append(ce.user_text(f"{message_label(m)}: {m.text}"))
             else:
                 items.append(ce.assistant_text(m.text))
         return items or [ce.user_text(NOTHING_SAID)]
@@ -163,7 +166,8 @@ def window_input(
 
 
 def render_window(messages: Iterable[Message]) -> str:
-    """A compact transcript for a hint request: one ``You: …`` / ``Coach: …`` line per non-blank message.
+    """A compact transcript for a hint request: one ``You: …`` / ``Them: …`` / ``Coach: …`` line per non-blank
+    message, the other side named by its label (``them_label``: ``Interviewer: …``).
 
     Newlines inside a message are folded into spaces so that each message stays on one line. A hint that was
     cut off says so, so that the model knows the person stopped listening there.
@@ -172,7 +176,7 @@ def render_window(messages: Iterable[Message]) -> str:
     for message in messages:
         text = " ".join(message.text.split())
         if text:
-            who = speaker_label(message.role)
+            who = message_label(message)
             if message.role == "coach" and message.interrupted:
                 who += " (interrupted)"
             lines.append(f"{who}: {text}")

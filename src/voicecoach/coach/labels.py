@@ -8,16 +8,25 @@ from __future__ import annotations
 
 from typing import Final
 
-from .conversation import Role
+from .conversation import Message, Role
 from .settings import Tier
 
-SPEAKER_LABELS: Final[dict[Role, str]] = {"user": "You", "coach": "Coach"}
+# "them" is the default; the setting ``them_label`` ("Interviewer") names the other side in each message
+# (``Message.label``), which :func:`message_label` prefers.
+SPEAKER_LABELS: Final[dict[Role, str]] = {"user": "You", "coach": "Coach", "them": "Them"}
 TIER_LABELS: Final[dict[Tier, str]] = {"quick": "quick hint", "full": "full guidance"}
+# The journal's speaker names (session files say "you"/"them"; hints are their own kind of record).
+JOURNAL_SPEAKERS: Final[dict[Role, str]] = {"user": "you", "them": "them"}
 
 
 def speaker_label(role: Role) -> str:
-    """ "You" or "Coach"."""
+    """ "You", "Them" or "Coach"."""
     return SPEAKER_LABELS[role]
+
+
+def message_label(message: Message) -> str:
+    """Who said ``message``, as a reader sees it: its own label (``them_label``) if it has one, else its role's."""
+    return message.label or SPEAKER_LABELS[message.role]
 
 
 def tier_label(tier: str | None) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 QUICK_INSTRUCTIONS = (
     "Give ONE short, concrete hint the person can say or use right now, based on the transcript. "
@@ -37,6 +37,17 @@ class CoachSettings(BaseModel):
     cooldown_seconds: float = Field(default=3.0, ge=0)
     mute_mic_while_speaking: bool = False
     window_mode: Literal["text", "references"] = "text"
+    # How the other side of the call (the "them" channel) is named in the transcript, the hints and the files.
+    them_label: str = Field(default="Them", min_length=1, max_length=40)
+
+    @field_validator("them_label")
+    @classmethod
+    def _one_line_label(cls, value: str) -> str:
+        # A label starts transcript lines ("Interviewer: ..."): it must be visible and stay on one line.
+        label = value.strip()
+        if not label or any((ch.isspace() and ch != " ") or not ch.isprintable() for ch in label):
+            raise ValueError("them_label must be a short one-line name, such as 'Interviewer'")
+        return label
 
     def max_output_tokens(self, tier: Tier) -> int:
         seconds = self.quick_seconds if tier == "quick" else self.full_seconds

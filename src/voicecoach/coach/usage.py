@@ -160,12 +160,17 @@ class UsageTotals:
         return cost
 
 
-def response_metrics(response: Response, totals: UsageTotals, prices: Prices) -> list[Metric]:
-    """Add a finished response's usage to ``totals``; its cost and input tokens as figures (none without usage)."""
+def response_metrics(
+    response: Response, totals: UsageTotals, prices: Prices, *, others_usd: float = 0.0
+) -> list[Metric]:
+    """Add a finished response's usage to ``totals``; its cost and input tokens as figures (none without usage).
+
+    ``total_usd`` in the figure's data is the run's whole cost: these responses plus ``others_usd`` (the
+    channels' transcription, :mod:`.cost`)."""
     if response.usage is None:
         return []
     cost = totals.add(response.usage.model_dump(), prices)
-    tags = {"response_id": response.id, "total_usd": totals.cost_usd, "status": response.status}
+    tags = {"response_id": response.id, "total_usd": totals.cost_usd + others_usd, "status": response.status}
     return [
         Metric("response.cost_usd", cost, tags),
         Metric("response.input_tokens", response.usage.input_tokens, {"response_id": response.id}),

@@ -81,6 +81,21 @@ class SessionConfig(WireModel):
     max_output_tokens: int | Literal["inf"] | None = None
 
 
+class TranscriptionAudio(WireModel):
+    input: AudioInput | None = None
+
+
+class TranscriptionSessionConfig(WireModel):
+    """The GA ``session`` of a transcription-only session (``?intent=transcription``): input audio only, no
+    model, no voice, no instructions (the SDK's ``RealtimeTranscriptionSessionCreateRequestParam``)."""
+
+    type: Literal["transcription"] = "transcription"
+    audio: TranscriptionAudio | None = None
+
+
+AnySessionConfig = Annotated[SessionConfig | TranscriptionSessionConfig, Field(discriminator="type")]
+
+
 class ExpiresAfter(WireModel):
     anchor: Literal["created_at"] = "created_at"
     seconds: int = Field(ge=10, le=7200)
@@ -90,7 +105,7 @@ class ClientSecretRequest(WireModel):
     """Body of ``POST /v1/realtime/client_secrets``."""
 
     expires_after: ExpiresAfter | None = None
-    session: SessionConfig
+    session: AnySessionConfig
 
 
 # --- conversation items ----------------------------------------------------------------------------------
@@ -141,7 +156,7 @@ ResponseInput = Annotated[
 class SessionUpdate(WireModel):
     type: Literal["session.update"] = "session.update"
     event_id: str | None = None
-    session: SessionConfig
+    session: AnySessionConfig
 
 
 class ConversationItemCreate(WireModel):

@@ -1,10 +1,11 @@
 """The HTTP side of the local Realtime server (aiohttp), realtime-protocol.md §1.1, §2.1, §12.1.
 
-* ``POST /v1/realtime/client_secrets`` — standard key → ``{"value": "ek_…", "expires_at", "session"}``.
+* ``POST /v1/realtime/client_secrets`` — standard key → ``{"value": "ek_…", "expires_at", "session"}``; the
+  ``session`` is a realtime one or a transcription-only one (``type: "transcription"``), and the key opens it.
 * ``POST /v1/realtime/calls`` — ``application/sdp`` (ephemeral or standard key) or ``multipart/form-data``
   with ``sdp`` and ``session`` parts → ``201``, ``application/sdp`` answer, ``Location: /v1/realtime/calls/rtc_…``.
 * ``POST /v1/realtime/calls/{call_id}/hangup`` → ``200``, the call ends.
-* ``GET /v1/realtime?model=…`` upgraded to a WebSocket (:mod:`.ws_endpoint`).
+* ``GET /v1/realtime?model=…`` (or ``?intent=transcription``) upgraded to a WebSocket (:mod:`.ws_endpoint`).
 * ``OPTIONS /v1/realtime/*`` → ``204``, a browser's CORS preflight; every answer under ``/v1/realtime/`` carries
   ``Access-Control-Allow-Origin`` (errors too), and the ``201`` of ``/calls`` exposes ``Location``.
 

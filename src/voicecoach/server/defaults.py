@@ -56,6 +56,36 @@ def default_session(session_id: str, model: str = DEFAULT_MODEL) -> dict[str, An
     }
 
 
+TRANSCRIPTION_OBJECT = "realtime.transcription_session"
+
+
+def default_transcription_session(session_id: str) -> dict[str, Any]:
+    """The session a transcription-only call (``?intent=transcription``) starts with.
+
+    UNCONFIRMED: realtime-protocol.md records no real transcription ``session.created``. The shape is the SDK's
+    RealtimeTranscriptionSessionCreateResponse (``id``, ``object``, ``type``, ``audio.input``, ``expires_at``,
+    ``include``); the ``object`` string is the one third-party fakes use. Transcription is off until the
+    client names a model (off by default, §7.2); turn detection is server VAD, without the response settings
+    a session that never responds has no use for."""
+    turn_detection = default_turn_detection("server_vad")
+    del turn_detection["create_response"], turn_detection["interrupt_response"]
+    return {
+        "type": "transcription",
+        "object": TRANSCRIPTION_OBJECT,
+        "id": session_id,
+        "expires_at": 0,
+        "audio": {
+            "input": {
+                "format": {"type": "audio/pcm", "rate": 24000},
+                "transcription": None,
+                "noise_reduction": None,
+                "turn_detection": turn_detection,
+            }
+        },
+        "include": None,
+    }
+
+
 def merge_session(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """The effective session after applying a *validated* update: only present fields change.
 
@@ -69,18 +99,26 @@ def merge_session(current: dict[str, Any], update: dict[str, Any]) -> dict[str, 
             continue
         if key == "audio":
             for side in ("input", "output"):
+                if side not in merged["audio"]:  # a transcription session has input audio only
+                    continue
                 for sub_key, sub_value in (value.get(side) or {}).items():
-                    merged["audio"][side][sub_key] = _fill(sub_key, copy.deepcopy(sub_value))
+                    responds = merged["type"] != "transcription"
+                    merged["audio"][side][sub_key] = _fill(sub_key, copy.deepcopy(sub_value), responds)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
 
 
-def _fill(key: str, value: Any) -> Any:
+def _fill(key: str, value: Any, responds: bool) -> Any:
+    """``value`` with the server's defaults; ``responds``: False in a transcription session, whose turn detection
+    gets no response defaults (only what the client itself set)."""
     if value is None:
         return None
     if key == "turn_detection":
-        return {**default_turn_detection(value["type"]), **value}
+        defaults = default_turn_detection(value["type"])
+        if not responds:
+            del defaults["create_response"], defaults["interrupt_response"]
+        return {**defaults, **value}
     if key == "format":
         return fill_format(value)
     if key == "transcription":
@@ -96,5 +134,7 @@ def fill_format(value: dict[str, Any]) -> dict[str, Any]:
 
 def session_from_request(session_id: str, requested: dict[str, Any]) -> dict[str, Any]:
     """The effective session for a validated ``client_secrets``/``calls`` session object (model included)."""
+    if requested["type"] == "transcription":
+        return merge_session(default_transcription_session(session_id), requested)
     base = default_session(session_id, requested.get("model", DEFAULT_MODEL))
     return merge_session(base, requested)

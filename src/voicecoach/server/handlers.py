@@ -27,6 +27,14 @@ Handler = Callable[["RealtimeSession", dict[str, Any], float], list[Output]]
 
 def session_update(s: RealtimeSession, event: dict[str, Any], now: float) -> list[Output]:
     update = validate_session(event["session"])
+    if update["type"] != s.session["type"]:
+        # UNCONFIRMED: the real answer to switching a session's type is not recorded (realtime-protocol.md);
+        # the type is fixed by the URL (?intent=transcription) or the key, so say which one this session takes.
+        raise WireError(
+            "invalid_value",
+            f"Invalid value: '{update['type']}'. This is a '{s.session['type']}' session: its type cannot change.",
+            "session.type",
+        )
     voice = update.get("audio", {}).get("output", {}).get("voice")
     if voice is not None and voice != s.session["audio"]["output"]["voice"] and s.assistant_audio_produced:
         raise WireError("cannot_update_voice", "Cannot update a conversation's voice if assistant audio is present.")

@@ -31,7 +31,7 @@ from ..transport.ice import pin_host_addresses
 from .app import build_app
 from .call import Call, OfferError
 from .config import ServerConfig
-from .defaults import default_session, merge_session, session_from_request
+from .defaults import default_session, default_transcription_session, merge_session, session_from_request
 from .faults import Faults
 from .ids import IdFactory, new_call_id, new_ephemeral_key
 from .scenario import Scenario, ScenarioCursor
@@ -152,14 +152,18 @@ class RealtimeServer:
         *,
         model: str | None = None,
         transport: str = "webrtc",
+        transcription: bool = False,
     ) -> RealtimeSession:
-        """A session core: from the ephemeral key's session, a requested session, or the defaults (``model``)."""
+        """A session core: from the ephemeral key's session, a requested session, or the defaults (``model``;
+        with ``transcription``, a transcription-only session's)."""
         session_id = self._ids.session()
         if token_session is not None:
             session = {**token_session, "id": session_id}
             session = merge_session(session, requested) if requested else session
         elif requested is not None:
             session = session_from_request(session_id, requested)
+        elif transcription:
+            session = default_transcription_session(session_id)
         else:
             session = default_session(session_id, *((model,) if model else ()))
         assert self._scenario is not None, "start() first"
@@ -190,12 +194,15 @@ class RealtimeServer:
         connection: asyncio.BaseTransport | None,
         token_session: dict[str, Any] | None,
         model: str | None,
+        *,
+        transcription: bool = False,
     ) -> WebSocketCall:
         """Start the session of an accepted WebSocket (``ws`` prepared; auth and model checked by the caller).
 
-        ``token_session``: from an ephemeral key (its model wins); otherwise the defaults with ``model``."""
+        ``token_session``: from an ephemeral key (its session wins, type and model included); otherwise the
+        defaults with ``model``, or a transcription-only session's (``transcription``: ?intent=transcription)."""
         config = self.config
-        core = self._core(token_session, None, model=model, transport="websocket")
+        core = self._core(token_session, None, model=model, transport="websocket", transcription=transcription)
         loop = asyncio.get_running_loop()
         call = WebSocketCall(
             new_call_id().replace("rtc_", "ws_", 1),

@@ -5,10 +5,14 @@
 utterances = ["Thanks for joining. Let's look at the roadmap."]
 # text of each response, cycled; when empty a default hint text is used
 responses = ["Start with the numbers: revenue grew twelve percent."]
+# what transcription-only sessions (?intent=transcription: the other side of the call) hear, in order;
+# when exhausted, "(inaudible)"
+them_utterances = ["So, tell me about a project you are proud of."]
 ```
 
-The server cannot understand speech, so transcripts are scripted: the n-th committed user turn of a call is
-transcribed as ``utterances[n]``. A ``.json`` file with the same two keys works too.
+The server cannot understand speech, so transcripts are scripted: the n-th committed user turn of a realtime
+call is transcribed as ``utterances[n]``, and the n-th turn of a transcription session as
+``them_utterances[n]``. A ``.json`` file with the same keys works too.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class Scenario(BaseModel):
 
     utterances: list[str] = []
     responses: list[str] = []
+    them_utterances: list[str] = []
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -50,7 +55,7 @@ def load_scenario(path: Path) -> Scenario:
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise ConfigError(
             f"the scenario file {path} has a bad '{where}': {first['msg']}; "
-            "expected utterances = [..] and responses = [..] lists of strings"
+            "expected utterances = [..], responses = [..] and them_utterances = [..] lists of strings"
         ) from exc
 
 
@@ -65,17 +70,25 @@ def _kind(path: Path) -> str:
 
 
 class ScenarioCursor:
-    """Hands out a call's transcripts (in order, then the placeholder) and responses (cycled)."""
+    """Hands out a call's transcripts (in order, then the placeholder) and responses (cycled).
+
+    Realtime sessions take ``utterances``, transcription sessions ``them_utterances``, each with its own count."""
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
         self._utterance = 0
+        self._them_utterance = 0
         self._response = 0
 
     def next_utterance(self) -> str:
         texts = self.scenario.utterances
         self._utterance += 1
         return texts[self._utterance - 1] if self._utterance <= len(texts) else PLACEHOLDER_UTTERANCE
+
+    def next_them_utterance(self) -> str:
+        texts = self.scenario.them_utterances
+        self._them_utterance += 1
+        return texts[self._them_utterance - 1] if self._them_utterance <= len(texts) else PLACEHOLDER_UTTERANCE
 
     def next_response(self) -> str:
         texts = self.scenario.responses

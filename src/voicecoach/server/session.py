@@ -16,6 +16,10 @@ order; see :mod:`~voicecoach.server.outputs`)::
 ``output_audio_buffer.clear`` is not an accepted client event, and a barge-in cancels without truncating
 (the client plays the audio, so only the client knows what was heard: realtime-protocol.md §2.7).
 
+A session whose ``type`` is ``"transcription"`` (``?intent=transcription``, next-wave.md §2.1) turns speech
+into transcripts only: VAD turns are committed and transcribed from the scenario's ``them_utterances``; it
+never makes a response (``response.*`` client events are refused, see TRANSCRIPTION_REFUSED_EVENTS).
+
 Client mistakes become ``error`` events (never an exception, never a closed channel); after
 ``session_max_seconds`` the session sends ``session_expired`` and a :class:`CloseCall`, and ignores
 everything afterwards. Event handlers live in :mod:`~voicecoach.server.handlers`.
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..audio.frames import Pcm
+from .catalog import usage_kind
 from .codec import InputDecoder
 from .conversation import Conversation, Item
 from .handlers import HANDLERS, build_response
@@ -63,6 +68,19 @@ class SessionOptions:
 # Client event types OpenAI accepts only on WebRTC/SIP connections (realtime-protocol.md §3): on a WebSocket
 # they are unknown types, answered like any other (invalid_value on 'type', listing the accepted ones).
 WEBRTC_ONLY_EVENTS = frozenset({"output_audio_buffer.clear"})
+# Client event types a transcription-only session (session.type "transcription") does not accept: it has no
+# model to respond and no output. UNCONFIRMED: realtime-protocol.md does not record the real answer to
+# response.create there; the closest documented error is the one for a type the connection does not accept
+# (§8: invalid_value on 'type', listing the supported types), which is what these get.
+TRANSCRIPTION_REFUSED_EVENTS = frozenset(
+    {
+        "response.create",
+        "response.cancel",
+        "conversation.item.create",
+        "conversation.item.truncate",
+        "output_audio_buffer.clear",
+    }
+)
 
 
 class RealtimeSession:
@@ -84,7 +102,12 @@ class RealtimeSession:
         self.conversation = Conversation(self.ids.conversation())
         self.input = InputAudio(self.turn_detection, self.options.input_buffer_seconds)
         self.append_decoder = InputDecoder()
-        self.event_types = tuple(k for k in EVENTS if self.options.transport == "webrtc" or k not in WEBRTC_ONLY_EVENTS)
+        # A session's type never changes (session.update cannot switch it), so neither does what it accepts.
+        self.transcription_only = self.session["type"] == "transcription"
+        refused = TRANSCRIPTION_REFUSED_EVENTS if self.transcription_only else frozenset()
+        if self.options.transport != "webrtc":
+            refused |= WEBRTC_ONLY_EVENTS
+        self.event_types = tuple(k for k in EVENTS if k not in refused)
         self.limiter = RateLimiter()
         self.responses: list[Response] = []  # unsettled ones: generating, or with audio still to report
         self.previous_segments: list[Segment] = []
@@ -225,7 +248,7 @@ class RealtimeSession:
             self.event("input_audio_buffer.speech_started", audio_start_ms=audio_start_ms, item_id=self.pending_item)
         ]
         td = self.turn_detection
-        if td is not None and td.get("interrupt_response", True):
+        if td is not None and td.get("interrupt_response", True) and not self.transcription_only:
             out += self.barge_in(now)
         return out
 
@@ -237,7 +260,7 @@ class RealtimeSession:
         ]
         out += self.commit(self.input.take(self.turn_start_ms, audio_end_ms), item_id, now)
         td = self.turn_detection
-        if td is not None and td.get("create_response", True):
+        if td is not None and td.get("create_response", True) and not self.transcription_only:
             if self.active_in_band() is None:
                 out += self.start_response({}, now)
             else:
@@ -254,12 +277,14 @@ class RealtimeSession:
             self.event("conversation.item.added", previous_item_id=previous, item=item.wire()),
             self.event("conversation.item.done", previous_item_id=previous, item=item.wire()),
         ]
-        text = self.scenario.next_utterance()
-        if self.session["audio"]["input"]["transcription"] is not None:
-            self._schedule_transcription(item, text, now)
+        # Transcription sessions hear the other side of the call: their transcripts are the scenario's own list.
+        text = self.scenario.next_them_utterance() if self.transcription_only else self.scenario.next_utterance()
+        transcription = self.session["audio"]["input"]["transcription"]
+        if transcription is not None:
+            self._schedule_transcription(item, text, usage_kind(transcription["model"]), now)
         return out
 
-    def _schedule_transcription(self, item: Item, text: str, now: float) -> None:
+    def _schedule_transcription(self, item: Item, text: str, usage: str, now: float) -> None:
         words = re.findall(r"\s*\S+", text) or [text]
         when = now + self.options.transcription_latency
         step = self.options.transcription_word_interval
@@ -274,7 +299,7 @@ class RealtimeSession:
                     item_id=item.id,
                     content_index=0,
                     transcript=text,
-                    usage=transcription_usage(item.audio_samples, text),
+                    usage=transcription_usage(item.audio_samples, text, usage),
                 )
             ]
 

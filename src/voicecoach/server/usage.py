@@ -8,7 +8,8 @@ Rules (the published rates, rounded the simple way):
   response, only its ``input`` list for an out-of-band one — the reason bounded windows bound the cost;
 * ``cached_tokens`` is the part of the input that repeats, from the start, the previous response's input, in
   whole blocks of 64 tokens, so it is always a subset of ``input_tokens``;
-* a response cancelled before any output costs nothing (all-zero usage).
+* a response cancelled before any output costs nothing (all-zero usage);
+* input transcription is billed apart (tokens or seconds of committed audio, by model: transcription_usage).
 """
 
 from __future__ import annotations
@@ -124,8 +125,13 @@ def zero_usage() -> dict[str, Any]:
     return Usage().wire()
 
 
-def transcription_usage(samples: int, transcript: str) -> dict[str, Any]:
-    """``usage`` of ``conversation.item.input_audio_transcription.completed`` (token-billed models)."""
+def transcription_usage(samples: int, transcript: str, kind: str = "tokens") -> dict[str, Any]:
+    """``usage`` of ``conversation.item.input_audio_transcription.completed`` (realtime-protocol.md §4.3).
+
+    ``kind`` ``"tokens"`` (token-billed models: audio in at 10 tokens/s, the transcript out) or ``"duration"``
+    (per-minute models: ``{"type": "duration", "seconds": <committed audio>}``); see catalog.usage_kind."""
+    if kind == "duration":
+        return {"type": "duration", "seconds": round(samples / WIRE_RATE, 3)}
     audio = audio_tokens(samples, USER_AUDIO_TOKENS_PER_S)
     out = text_tokens(transcript)
     return {

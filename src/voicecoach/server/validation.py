@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .catalog import Model, Voice
+from .catalog import Model, TranscriptionModel, Voice
 from .schema import (
     AnyValue,
     Bool,
@@ -42,7 +42,7 @@ _NOISE = Nullable(Obj({"type": Enum(("near_field", "far_field"))}, required=("ty
 _TRANSCRIPTION = Nullable(
     Obj(
         {
-            "model": Str(),
+            "model": TranscriptionModel(),
             "language": Nullable(Str()),
             "languages": Nullable(ListOf(Str())),
             "prompt": Nullable(Str()),
@@ -166,6 +166,28 @@ SESSION = Obj(
     required=("type",),
 )
 
+# A transcription-only session (``?intent=transcription``, next-wave.md §2.1): input audio only, no model, no
+# output, no instructions (the SDK's RealtimeTranscriptionSessionCreateRequestParam); anything else is unknown.
+TRANSCRIPTION_SESSION = Obj(
+    {
+        "type": Enum(("realtime", "transcription")),
+        "audio": Obj(
+            {
+                "input": Obj(
+                    {
+                        "format": _FORMAT,
+                        "noise_reduction": _NOISE,
+                        "transcription": _TRANSCRIPTION,
+                        "turn_detection": _TURN_DETECTION,
+                    }
+                )
+            }
+        ),
+        "include": Nullable(ListOf(Enum(("item.input_audio_transcription.logprobs",)))),
+    },
+    required=("type",),
+)
+
 # --- conversation items (§3.6) ------------------------------------------------------------------------------
 
 _ITEM_COMMON: dict[str, Spec] = {
@@ -285,15 +307,12 @@ EVENTS: dict[str, Obj] = {
 
 
 def validate_session(session: Any, param: str = "session") -> dict[str, Any]:
-    """Check a client ``session`` object; raises :class:`WireError` with the real server's code and param."""
+    """Check a client ``session`` object (realtime or transcription, by its ``type``); raises
+    :class:`WireError` with the real server's code and param."""
+    if isinstance(session, dict) and session.get("type") == "transcription":
+        transcription: dict[str, Any] = TRANSCRIPTION_SESSION.check(session, param)
+        return transcription
     checked: dict[str, Any] = SESSION.check(session, param)
-    if checked["type"] != "realtime":
-        # Transcription-only sessions are a different product surface; this server implements realtime only.
-        raise WireError(
-            "invalid_value",
-            f"Invalid value: '{checked['type']}'. This server supports only 'realtime' sessions.",
-            f"{param}.type",
-        )
     modalities = checked.get("output_modalities")
     if modalities is not None and sorted(set(modalities)) not in (["audio"], ["text"]):
         raise WireError(

@@ -10,9 +10,13 @@ situation                          ``error.code``                  close   close
 no key (header or subprotocol)     ``null``                        3000    ``invalid_request_error`` (UNCONFIRMED)
 wrong key, expired ``ek_``         ``invalid_api_key``             3000    ``invalid_request_error.invalid_api_key``
 an ``OpenAI-Beta`` header          ``beta_api_shape_disabled``     4000    ``invalid_request_error.beta_api_shape_…``
+an ``intent`` but "transcription"  ``invalid_value`` (UNCONFIRMED)  4000    ``invalid_request_error.invalid_value``
 no ``model`` (standard key)        ``missing_model``               4000    ``invalid_request_error.missing_model``
 a model not served in realtime     ``invalid_model``               4000    ``invalid_request_error.invalid_model``
 =================================  ==============================  ======  ==========================================
+
+``?intent=transcription`` (no model: next-wave.md §2.1) opens a transcription-only session
+(``session.type`` "transcription", see session.py); a ``model`` given with it is ignored (UNCONFIRMED).
 
 The order of the checks and the exact messages of the missing-key and beta errors are UNCONFIRMED (the codes
 and close codes are from a live capture). An ``ek_`` key carries its session, model included, so ``model`` may
@@ -36,9 +40,15 @@ from typing import Any
 from aiohttp import web
 
 from .app import SERVER_KEY, Auth, error_response, transport_refused
-from .catalog import invalid_model, is_realtime_model, missing_model
+from .catalog import (
+    invalid_model,
+    is_realtime_model,
+    is_transcription_model,
+    missing_model,
+    transcription_model_as_session_model,
+)
 from .fitting import encode
-from .schema import WireError
+from .schema import WireError, invalid_value
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +58,8 @@ SUBPROTOCOL = "realtime"
 KEY_SUBPROTOCOL = "openai-insecure-api-key."
 # One input_audio_buffer.append may carry up to 15 MiB of audio (§3.2); its base64 and JSON wrap add a third.
 MAX_MESSAGE_BYTES = 21 * 1024 * 1024
-CLOSE_TIMEOUT_SECONDS = 1.0  # how long a server close waits for the client's close frame
+CLOSE_TIMEOUT_SECONDS = 1.0
+TRANSCRIPTION_INTENT = "transcription"  # how long a server close waits for the client's close frame
 
 MISSING_KEY_MESSAGE = "Missing bearer or basic authentication in header"
 # UNCONFIRMED wording; the code and close 4000 are from the 2026-09 capture.
@@ -75,11 +86,18 @@ def _refusal(request: web.Request, auth: Auth) -> tuple[WireError, int] | None:
         return WireError(code, message), CLOSE_AUTH
     if "OpenAI-Beta" in request.headers:
         return WireError("beta_api_shape_disabled", BETA_MESSAGE), CLOSE_REQUEST
+    intent = request.query.get("intent")
+    if intent is not None and intent != TRANSCRIPTION_INTENT:
+        return invalid_value("intent", intent, (TRANSCRIPTION_INTENT,)), CLOSE_REQUEST
+    if intent == TRANSCRIPTION_INTENT:
+        return None
     model = request.query.get("model")
     if model is None or not model.strip():
         if auth.session is None:
             return missing_model(None), CLOSE_REQUEST
         return None
+    if is_transcription_model(model):
+        return transcription_model_as_session_model(model, None), CLOSE_REQUEST
     if not is_realtime_model(model):
         return invalid_model(model, None), CLOSE_REQUEST
     return None
@@ -115,7 +133,13 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
         log.debug("websocket refused: %s (close %d)", error.code, close_code)
         await _refuse(ws, server.new_event_id(), error, close_code)
         return ws
-    call = await server.open_websocket(ws, request.transport, auth.session, request.query.get("model"))
+    call = await server.open_websocket(
+        ws,
+        request.transport,
+        auth.session,
+        request.query.get("model"),
+        transcription=request.query.get("intent") == TRANSCRIPTION_INTENT,
+    )
     try:
         await call.wait()
     finally:

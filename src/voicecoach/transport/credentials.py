@@ -89,7 +89,7 @@ async def obtain_client_secret(
     http: aiohttp.ClientSession,
     source: KeySource,
     *,
-    session: ce.SessionConfig,
+    session: ce.SessionConfig | ce.TranscriptionSessionConfig,
     ttl_seconds: int,
     timeout_s: float,
     on_retry: Callable[[str], None] | None = None,
@@ -97,11 +97,14 @@ async def obtain_client_secret(
     """An ephemeral key for one link.
 
     ``session`` (with its model) and ``ttl_seconds`` shape the key minted with an :class:`ApiKey`; a
-    :class:`TokenServer` mints with its own. ``timeout_s`` bounds each HTTP exchange; ``on_retry`` gets a
+    :class:`TokenServer` mints with its own, of the same session type (a transcription-only session's key for
+    the other side of the call). ``timeout_s`` bounds each HTTP exchange; ``on_retry`` gets a
     one-line notice before each wait on a token server's 429. Raises a
     :class:`~voicecoach.errors.SignalingError` subclass with a one-line message.
     """
     if isinstance(source, TokenServer):
-        return await fetch_from_token_server(http, source.url, source.secret, timeout_s, on_retry=on_retry)
+        return await fetch_from_token_server(
+            http, source.url, source.secret, timeout_s, on_retry=on_retry, session_type=session.type
+        )
     request = ce.ClientSecretRequest(expires_after=ce.ExpiresAfter(seconds=ttl_seconds), session=session)
     return await create_client_secret(http, source.base_url, source.key, request, timeout_s)

@@ -19,6 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -31,6 +32,7 @@ from .signaling import ClientSecret, Reply, parse_client_secret, post, raise_for
 log = logging.getLogger(__name__)
 
 SECRET_ENV = "VOICECOACH_TOKEN_SECRET"
+SessionType = Literal["realtime", "transcription"]  # what a minted key may open
 RETRY_TRIES = 3  # requests in all, the first included
 RETRY_MAX_WAIT_S = 10.0  # the longest Retry-After we wait out; the server's default limit asks for 6 s
 _RAISE_LIMITS = "or raise its limits (voicecoach token-server --rate-per-minute / --burst)"
@@ -84,8 +86,13 @@ async def fetch_from_token_server(
     tries: int = RETRY_TRIES,
     max_wait_s: float = RETRY_MAX_WAIT_S,
     on_retry: Callable[[str], None] | None = None,
+    session_type: SessionType = "realtime",
 ) -> ClientSecret:
     """Ask the token server at ``token_url`` for an ephemeral key; ``secret`` is its shared bearer.
+
+    ``session_type`` ``"transcription"`` asks for a key of a transcription-only session (the other side of the
+    call): the request then carries ``{"session_type": "transcription"}``; a realtime key is asked with no body,
+    as before, so older token servers go on working for the main link.
 
     A 429 is retried as the module docstring says; ``on_retry`` gets a one-line notice before each wait.
     Raises :class:`~voicecoach.errors.ConfigError` (nothing sent) if ``token_url`` is not an http(s) URL or
@@ -94,8 +101,9 @@ async def fetch_from_token_server(
     host = urlsplit(check_token_url(token_url)).netloc
     headers = {"Authorization": f"Bearer {require_token_secret(secret).get_secret_value()}"}
     what = "ephemeral key request to the token server"
+    body: dict[str, Any] = {} if session_type == "realtime" else {"json": {"session_type": session_type}}
     for attempt in range(1, max(1, tries) + 1):
-        reply = await post(http, token_url, what, timeout_s, flag="--token-url", headers=headers)
+        reply = await post(http, token_url, what, timeout_s, flag="--token-url", headers=headers, **body)
         if reply.status != 429:
             break
         wait = retry_after_seconds(reply.headers.get("retry-after"), time.time())

@@ -35,6 +35,14 @@ def realtime_url(base_url: str, model: str) -> str:
     return urlunsplit((scheme, parts.netloc, f"{parts.path}/realtime", f"model={quote(model, safe='')}", ""))
 
 
+def transcription_url(base_url: str) -> str:
+    """``{base_url}/realtime?intent=transcription`` (no model: a transcription session names its model in
+    ``audio.input.transcription``), with the WebSocket scheme of ``base_url``'s."""
+    parts = urlsplit(base_url.rstrip("/"))
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    return urlunsplit((scheme, parts.netloc, f"{parts.path}/realtime", "intent=transcription", ""))
+
+
 def auth_message(host: str) -> str:
     """The one line for a refused key, the same for an HTTP 401 and for ``invalid_api_key`` + close 3000."""
     return f"{host} refused the key (invalid, expired or revoked); {AUTH_HINT}"
@@ -44,7 +52,9 @@ def with_pcm_formats(event: dict[str, Any]) -> dict[str, Any]:
     """``session.update`` with 24 kHz PCM both ways unless it names formats itself (a copy; the input is kept)."""
     session = dict(event.get("session") or {})
     audio = dict(session.get("audio") or {})
-    for side in ("input", "output"):
+    # A transcription session has input audio only: an ``output`` there is an unknown parameter.
+    sides = ("input",) if session.get("type") == "transcription" else ("input", "output")
+    for side in sides:
         part = dict(audio.get(side) or {})
         part.setdefault("format", dict(PCM_FORMAT))
         audio[side] = part

@@ -37,6 +37,9 @@ def describe_metric(metric: Metric) -> str:
     total = metric.data.get("total_usd")
     if isinstance(total, int | float):
         text += f" (total ${total:.4f})"
+    channel = _str(metric.data.get("channel"))
+    if channel is not None:
+        text += f" ({channel})"
     tier = tier_label(_str(metric.data.get("tier")))
     if tier is not None:
         number = metric.data.get("hint")

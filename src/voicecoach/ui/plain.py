@@ -17,7 +17,7 @@ from ..coach.actions import (
     StatusChanged,
     TranscriptChanged,
 )
-from ..coach.labels import speaker_label
+from ..coach.labels import message_label
 from .metrics import describe_metric
 
 _LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3}
@@ -27,7 +27,7 @@ class PlainView:
     def __init__(self, out: TextIO | None = None, *, verbose: bool = False) -> None:
         self.out = out or sys.stdout
         self.min_level = 0 if verbose else 1
-        self._printed: set[str] = set()  # final lines already printed, by item id
+        self._printed: set[tuple[str, str]] = set()  # final lines already printed, by (role, item id)
         self.closed = False  # the output pipe was closed: nothing more is written
         self.on_closed: Callable[[str], None] | None = None  # told once when that happens (the runner's stop)
         self._held: list[str] = []  # lines that wait for the next notice (see show)
@@ -46,13 +46,16 @@ class PlainView:
             case StatusChanged(state=state):
                 self._line(f"[{state.value}]")
             case TranscriptChanged(message=m, final=True) if m.text.strip() or m.interrupted:
-                who = speaker_label(m.role) if m.role == "user" else f"{speaker_label(m.role)} ({m.tier or 'hint'})"
-                if m.item_id in self._printed:
+                who = message_label(m) if m.role != "coach" else f"{message_label(m)} ({m.tier or 'hint'})"
+                # Lines are printed as transcripts finish, so the other side's turn may follow a reply to it
+                # here; the TUI and the session files put turns in the order they were spoken.
+                key = (m.role, m.item_id)  # two links name their items independently
+                if key in self._printed:
                     # The text was printed when it was generated; playback was cut short afterwards.
                     if m.interrupted:
                         self._line(f"{who}: [interrupted]")
                     return
-                self._printed.add(m.item_id)
+                self._printed.add(key)
                 cut = " [interrupted]" if m.interrupted else ""
                 self._line(f"{who}: {m.text.strip()}{cut}")
             case Notice(level=level, text=text) if _LEVELS[level] >= self.min_level:

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from ..coach.actions import Action, Interrupted, LinkUp, Metric, Notice, Reconnecting, Send, StatusChanged
 from ..coach.conversation import Message
-from ..coach.labels import speaker_label, tier_label, transport_label
+from ..coach.labels import message_label, tier_label, transport_label
 from ..coach.state import State
 from .metrics import HEADLINE_LATENCY, describe_metric, format_ms
 from .view import VoiceOutput
@@ -99,7 +99,7 @@ class StatusModel:
     def on_metric(self, metric: Metric) -> None:
         if metric.name == HEADLINE_LATENCY:
             self.hint_latency_ms = metric.value
-        elif metric.name == "response.cost_usd":
+        elif metric.name in ("response.cost_usd", "transcription.cost_usd"):
             total = metric.data.get("total_usd")
             # The running total is what a user wants; fall back to summing single costs if it is missing.
             if isinstance(total, int | float):
@@ -203,9 +203,11 @@ def _join(fields: dict[str, list[Text]]) -> Text:
 
 def render_message(message: Message, final: bool) -> Text:
     """One transcript line: a styled speaker label, the text, and markers for unfinished/interrupted."""
-    who = speaker_label(message.role)
+    who = message_label(message)
     if message.role == "user":
         label = Text(who, style="bold cyan")
+    elif message.role == "them":
+        label = Text(who, style="bold green")
     else:
         tier = tier_label(message.tier)
         label = Text(f"{who} · {tier}" if tier else who, style="bold magenta")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -51,11 +52,17 @@ class _Entry:
     """One message of the transcript: its styled text and, once laid out, its lines at the current width."""
 
     content: Text
+    at: float  # when the words began (Message.started_at): entries read in the order they were spoken
+    seq: int  # arrival order, for ties
     strips: list[Strip] | None = None
 
 
 class Transcript(ScrollView, can_focus=True):
-    """The live transcript, one entry per message (keyed by role and ``item_id``), newest at the bottom.
+    """The live transcript, one entry per message (keyed by role and ``item_id``), in the order spoken.
+
+    Both speakers' turns interleave by when they began (``Message.started_at``), not by when their transcript
+    came: the other side's question, transcribed on its own link, lands above the user's answer even when it
+    completes later. A message that becomes blank once done (the coach's own voice heard on "them") is removed.
 
     A line-API widget rather than one widget per message: with a widget per line, every delta re-laid out
     every line on screen, and at ~1000 messages a burst of deltas made keys lag by seconds. Here an update
@@ -71,6 +78,8 @@ class Transcript(ScrollView, can_focus=True):
         self.max_messages = max_messages
         # Keyed by (role, item_id): user item ids and coach response ids are separate namespaces.
         self._entries: dict[tuple[str, str], _Entry] = {}
+        self._order: list[tuple[float, int, tuple[str, str]]] = []  # sorted: (at, seq, key)
+        self._seq = 0
         self._rows: list[Strip] = []
         self._width = 0
         self._style = Style()
@@ -91,13 +100,26 @@ class Transcript(ScrollView, can_focus=True):
         for message, final in updates:
             key: tuple[str, str] = (message.role, message.item_id)
             entry = self._entries.get(key)
-            if entry is not None:
+            shown = bool(message.text.strip()) or message.interrupted
+            if entry is not None and not shown and (final or message.done):
+                self._remove(key)  # retracted: the line a delta started is no one's words after all
+            elif entry is not None:
                 entry.content, entry.strips = render_message(message, final), None
-            elif message.text.strip() or message.interrupted:
-                self._entries[key] = _Entry(render_message(message, final))
-        for oldest in list(self._entries)[: max(0, len(self._entries) - self.max_messages)]:
-            del self._entries[oldest]
+                if entry.at != message.started_at:  # its start became known after its first words
+                    self._order.remove((entry.at, entry.seq, key))
+                    entry.at = message.started_at
+                    bisect.insort(self._order, (entry.at, entry.seq, key))
+            elif shown:
+                self._seq += 1
+                self._entries[key] = _Entry(render_message(message, final), message.started_at, self._seq)
+                bisect.insort(self._order, (message.started_at, self._seq, key))
+        while len(self._entries) > self.max_messages:
+            self._remove(self._order[0][2])
         self._reflow()
+
+    def _remove(self, key: tuple[str, str]) -> None:
+        entry = self._entries.pop(key)
+        self._order.remove((entry.at, entry.seq, key))
 
     def text_of(self, item_id: str, role: str = "user") -> str | None:
         entry = self._entries.get((role, item_id))
@@ -105,7 +127,7 @@ class Transcript(ScrollView, can_focus=True):
 
     def lines(self) -> list[str]:
         """The plain text of every message kept, oldest first (one string per message, unwrapped)."""
-        return [entry.content.plain for entry in self._entries.values()]
+        return [self._entries[key].content.plain for _at, _seq, key in self._order]
 
     def _reflow(self) -> None:
         width = self.scrollable_content_region.width
@@ -116,7 +138,8 @@ class Transcript(ScrollView, can_focus=True):
         console = self.app.console
         options = console.options.update(width=width, no_wrap=False, overflow="fold")
         rows: list[Strip] = []
-        for entry in self._entries.values():
+        for _at, _seq, key in self._order:
+            entry = self._entries[key]
             if entry.strips is None or rewrap:
                 entry.strips = [Strip(line) for line in console.render_lines(entry.content, options, pad=False)]
             rows.extend(entry.strips)

@@ -1,0 +1,137 @@
+"""What the sound server says about sinks and sources, asked through ``pactl`` (PulseAudio and PipeWire alike).
+
+Why ``pactl`` and not a library: it ships with every PulseAudio, and with PipeWire's pulse server
+(pipewire-pulse talks the same protocol to the same ``pactl``), answers ``get-default-sink`` in about 5 ms
+(measured: 10 calls in 50 ms on PulseAudio 16.1), and ``pactl subscribe`` pushes a line for every default
+change, so following the default sink needs no polling. ``pulsectl`` (ctypes over libpulse) would do the same
+in-process, at the cost of a dependency and a blocking event loop in a thread of our own.
+
+Every call is bounded (``PACTL_TIMEOUT_S``) and runs with ``LC_ALL=C``, because ``pactl list`` translates its
+field names. A missing ``pactl`` or a server that does not answer is :class:`PulseUnavailable`, whose message
+says why and how to fix it in one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+
+from ..errors import DeviceUnavailable
+
+PACTL_TIMEOUT_S = 2.0
+INSTALL_HINT = "install pulseaudio-utils (it provides pactl; PipeWire needs pipewire-pulse too)"
+
+
+class PulseUnavailable(DeviceUnavailable):
+    """No PulseAudio-compatible server to ask (no ``pactl``, or no server answering)."""
+
+
+@dataclass(frozen=True)
+class PulseSource:
+    """A source of the sound server: ``monitor_of`` is the sink it monitors (None: a real input)."""
+
+    name: str
+    description: str
+    monitor_of: str | None
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "LC_ALL": "C"}
+
+
+def _pactl() -> str:
+    path = shutil.which("pactl")
+    if path is None:
+        raise PulseUnavailable(f"no `pactl` on PATH: {INSTALL_HINT}")
+    return path
+
+
+def _run(*args: str) -> str:
+    try:
+        done = subprocess.run(
+            [_pactl(), *args], capture_output=True, text=True, timeout=PACTL_TIMEOUT_S, env=_env(), check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise PulseUnavailable(f"`pactl {' '.join(args)}` did not answer within {PACTL_TIMEOUT_S:g} s") from exc
+    except OSError as exc:
+        raise PulseUnavailable(f"cannot run pactl: {exc}; {INSTALL_HINT}") from exc
+    if done.returncode != 0:
+        why = " ".join(done.stderr.split()) or f"exit status {done.returncode}"
+        raise PulseUnavailable(f"no PulseAudio or PipeWire server answered (pactl: {why})")
+    return done.stdout
+
+
+def default_sink() -> str:
+    """The name of the server's current default sink."""
+    name = _run("get-default-sink").strip()
+    if not name or name == "@DEFAULT_SINK@":  # a server with no sink at all answers the alias back
+        raise PulseUnavailable("the sound server has no output (no default sink)")
+    return name
+
+
+async def default_sink_async() -> str:
+    """:func:`default_sink` without blocking the event loop."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            _pactl(), "get-default-sink", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_env()
+        )
+    except OSError as exc:
+        raise PulseUnavailable(f"cannot run pactl: {exc}; {INSTALL_HINT}") from exc
+    try:
+        async with asyncio.timeout(PACTL_TIMEOUT_S):
+            out, err = await proc.communicate()
+    except TimeoutError as exc:
+        proc.kill()
+        await proc.wait()
+        raise PulseUnavailable(f"`pactl get-default-sink` did not answer within {PACTL_TIMEOUT_S:g} s") from exc
+    name = out.decode(errors="replace").strip()
+    if proc.returncode != 0 or not name or name == "@DEFAULT_SINK@":
+        why = " ".join(err.decode(errors="replace").split()) or "no default sink"
+        raise PulseUnavailable(f"no default sink ({why})")
+    return name
+
+
+def sources() -> list[PulseSource]:
+    """Every source of the server, monitors included, parsed from ``pactl list sources`` (C locale)."""
+    found: list[PulseSource] = []
+    name = description = monitor = None
+    for raw in [*_run("list", "sources").splitlines(), "Source #end"]:
+        line = raw.strip()
+        if line.startswith("Source #"):
+            if name is not None:
+                found.append(PulseSource(name, description or name, monitor))
+            name = description = monitor = None
+        elif line.startswith("Name:"):
+            name = line.partition(":")[2].strip()
+        elif line.startswith("Description:"):
+            description = line.partition(":")[2].strip()
+        elif line.startswith("Monitor of Sink:"):
+            value = line.partition(":")[2].strip()
+            monitor = None if value in ("", "n/a") else value
+    return found
+
+
+async def server_changes() -> AsyncGenerator[None, None]:
+    """Yield once per "change on server" event (a new default sink or source), until ``pactl subscribe`` ends.
+
+    The subprocess is ended (by its pid, through its handle) when the iterator is closed or cancelled.
+    """
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            _pactl(), "subscribe", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=_env()
+        )
+    except OSError as exc:
+        raise PulseUnavailable(f"cannot run pactl: {exc}; {INSTALL_HINT}") from exc
+    assert proc.stdout is not None
+    try:
+        async for line in proc.stdout:
+            if line.startswith(b"Event 'change' on server"):
+                yield None
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
