@@ -24,12 +24,14 @@ from .app import Runs, run_tui, use_tui
 from .audio.base import FrameSink
 from .audio.files import NullSink, PcmSource, WavSink
 from .audio.frames import WIRE_RATE, Pcm, silence
+from .coach.actions import METRIC_LABELS, MetricName
 from .config import load_settings
 from .errors import AudioError
 from .runner import RunReport
 from .server import RealtimeServer, Scenario, ServerConfig
 from .server.voice import speech_pcm
 from .store import SessionStore
+from .ui.metrics import format_ms
 from .ui.plain import PlainView
 from .ui.view import View, VoiceOutput
 
@@ -62,11 +64,12 @@ HINTS = (
     "metric, such as crash rate and retention, and name who decides to go on. Close with the fallback plan if a "
     "stage misses its target.",
 )
-LATENCIES = {
-    "hint.trigger_to_send_ms": "trigger → response.create sent",
-    "hint.create_to_audio_ms": "response.create → first audio played",
-    "hint.interrupt_to_silence_ms": "interrupt → silence",
-}
+# The figures the summary lists, in the words of METRIC_LABELS (the same as the event log's).
+LATENCIES: tuple[MetricName, ...] = (
+    "hint.trigger_to_send_ms",
+    "hint.trigger_to_audible_ms",
+    "hint.interrupt_to_silence_ms",
+)
 LEAD_IN = 0.6  # seconds of silence before the first line
 
 
@@ -146,10 +149,10 @@ def demo_sink(output_file: Path | None) -> tuple[FrameSink, str]:
 
 def print_demo_summary(view: View, report: RunReport, *, output_file: Path | None, events_file: Path | None) -> None:
     view.info(f"demo finished: {report.reason}")
-    for name, label in LATENCIES.items():
+    for name in LATENCIES:
         values = [m.value for m in report.metrics if m.name == name]
         if values:
-            view.info(f"  {label}: " + ", ".join(f"{v:.1f} ms" for v in values))
+            view.info(f"  {METRIC_LABELS[name]}: " + ", ".join(format_ms(v) for v in values))
     view.info(f"  estimated cost at gpt-realtime-1.5 prices: ${report.cost_usd:.4f}")
     if report.session_path is not None:
         view.info(f"  transcript: {report.session_path}")

@@ -86,7 +86,7 @@ def test_demo_in_a_real_terminal(tmux: Tmux, tmp_path: Path) -> None:
     final = tmux.wait_for(lambda s: "exit-status=" in s, 40, "the demo to exit")
     assert "exit-status=0" in final
     assert "demo finished: the scripted meeting is over" in final
-    assert "interrupt → silence" in final
+    assert "silent after the interrupt in" in final
     assert "transcript:" in final
     assert "Quick hint" not in final  # the full-screen UI is gone
 
