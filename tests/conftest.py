@@ -26,6 +26,9 @@ def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
     monkeypatch.setenv("VOICECOACH_DATA_DIR", str(tmp_path / "data"))
+    # The call's audio is captured only where a test asks for it (--them-device / --them-file): a sound server
+    # that happens to run (another test's private PulseAudio) must not add a second link to every run.
+    monkeypatch.setenv("VOICECOACH_THEM_DEVICE", "none")
     pin_host_addresses(["127.0.0.1"])
 
 

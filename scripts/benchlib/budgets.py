@@ -126,6 +126,13 @@ BUDGETS = (
     Budget("voicecoach --help wall time", "startup", ("help_wall_ms", "median"), 300, "ms", "median"),
     Budget("heavy imports in --help", "startup", ("help_heavy_import_count",), 0, "modules", "count"),
     Budget("quick hint tokens, 500 vs 5 messages (text)", "cost", ("text_growth_ratio",), 1.05, "x", "max/min"),
+    Budget("them: capture → frame handed off", "them_capture", ("capture_to_handoff_ms", "p95"), 30, "ms", "p95"),
+    Budget("client CPU, both channels", "cpu_them", ("client_cpu_percent_of_one_core",), 20, "% core", "window"),
+    Budget(
+        "ordering inversions, turns > 0.5 s apart", "them_ordering", ("inversions_over_0_5_s",), 0, "pairs", "count"
+    ),
+    # The issue sets no figure for this one: the bench's own ceiling, about twice gpt-4o-mini-transcribe's list price.
+    Budget("them transcription per meeting hour", "them_cost", ("them_usd_per_meeting_hour",), 0.25, "USD", "1 h"),
     Budget("quick hint tokens, 500 vs 5 messages (refs)", "cost", ("references_growth_ratio",), 1.05, "x", "max/min"),
 )
 

@@ -34,6 +34,8 @@ class Sizes:
     startup_samples: int
     fallback_samples: int
     dead_link_freezes: int  # per transport; 0: not measured (each freeze holds the server for ~5 s)
+    them_frames: int  # 20 ms frames of the them capture
+    ordering_turns: int
 
 
 FULL = Sizes(
@@ -46,6 +48,8 @@ FULL = Sizes(
     startup_samples=10,
     fallback_samples=5,
     dead_link_freezes=5,
+    them_frames=1500,
+    ordering_turns=2000,
 )
 QUICK = Sizes(
     connect_samples=2,
@@ -57,6 +61,8 @@ QUICK = Sizes(
     startup_samples=2,
     fallback_samples=1,
     dead_link_freezes=0,
+    them_frames=50,
+    ordering_turns=100,
 )
 
 
@@ -119,6 +125,28 @@ def _benches(sizes: Sizes, tmp: Path) -> dict[str, Callable[[], dict[str, Any]]]
 
         return cost.run()
 
+    def them_capture() -> dict[str, Any]:
+        from benchlib import them
+
+        return them.run_capture(frames=sizes.them_frames)
+
+    def cpu_them() -> dict[str, Any]:
+        if sizes.cpu_rounds < 2:
+            return {"skipped": "not measured in --quick: a 30 s window of both channels"}
+        from benchlib import them
+
+        return them.run_cpu(tmp, window=sizes.cpu_window_s)
+
+    def them_ordering() -> dict[str, Any]:
+        from benchlib import them
+
+        return them.run_ordering(turns=sizes.ordering_turns)
+
+    def them_cost() -> dict[str, Any]:
+        from benchlib import them
+
+        return them.run_cost()
+
     return {
         "connect": connect,
         "connect_websocket": connect_websocket,
@@ -131,6 +159,10 @@ def _benches(sizes: Sizes, tmp: Path) -> dict[str, Callable[[], dict[str, Any]]]
         "meeting": meeting,
         "startup": startup,
         "cost": cost,
+        "them_capture": them_capture,
+        "cpu_them": cpu_them,
+        "them_ordering": them_ordering,
+        "them_cost": them_cost,
     }
 
 
@@ -146,6 +178,10 @@ BENCH_NAMES = (
     "meeting",
     "startup",
     "cost",
+    "them_capture",
+    "cpu_them",
+    "them_ordering",
+    "them_cost",
 )
 
 

@@ -58,15 +58,18 @@ def _meeting_wav(path: Path, seconds: float) -> int:
     return spoken
 
 
-async def _measure(tmp: Path, window: float, transport: str) -> dict[str, Any]:
+async def _measure(tmp: Path, window: float, transport: str, *, them: bool = False) -> dict[str, Any]:
+    """``them``: the other side too, from ``--them-file`` (the same meeting WAV), on its own link."""
     mic = tmp / "cpu-meeting.wav"
     spoken = _meeting_wav(mic, window + 10)
     # Transcripts are scripted; VAD may split a line in two, so the script runs on past the audio.
     utterances = [LINES[i % len(LINES)] for i in range(2 * spoken + 10)]
-    async with ServerProcess(tmp, utterances=utterances, responses=[HINT]) as server:
+    extra: dict[str, Any] = {"them_utterances": utterances} if them else {}
+    async with ServerProcess(tmp, utterances=utterances, responses=[HINT], **extra) as server:
         command = [python(), "-m", "voicecoach", "run", "--plain", "--transport", transport]
         command += ["--base-url", server.base_url]
         command += ["--input-file", str(mic), "--output-file", str(tmp / "cpu-out.wav"), "--ice-host", LOOPBACK]
+        command += ["--them-file", str(mic)] if them else []
         command += ["--duration", f"{window + 30:g}"]  # a backstop: the window is ended by SIGTERM
         started = time.monotonic()
         proc = await asyncio.create_subprocess_exec(

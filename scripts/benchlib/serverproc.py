@@ -124,7 +124,11 @@ def _send(call: Call | WebSocketCall, event: dict[str, Any]) -> dict[str, Any]:
 async def _serve(config: dict[str, Any]) -> None:
     from voicecoach.server import RealtimeServer, Scenario, ServerConfig
 
-    scenario = Scenario(utterances=config.pop("utterances", []), responses=config.pop("responses", []))
+    scenario = Scenario(
+        utterances=config.pop("utterances", []),
+        responses=config.pop("responses", []),
+        them_utterances=config.pop("them_utterances", []),
+    )
     async with RealtimeServer(ServerConfig(scenario=scenario, **config)) as server:
         print(f"READY {server.base_url}", flush=True)
         loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ says why and how to fix it in one line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -134,4 +135,8 @@ async def server_changes() -> AsyncGenerator[None, None]:
     finally:
         if proc.returncode is None:
             proc.kill()
+        # Read the pipe to its end before waiting: asyncio closes the subprocess transport only once both the
+        # process and its pipes are done, and a transport left open warns from __del__ after the loop is gone.
+        with contextlib.suppress(Exception):
+            await proc.stdout.read()
         await proc.wait()
