@@ -126,7 +126,14 @@ BUDGETS = (
     Budget("voicecoach --help wall time", "startup", ("help_wall_ms", "median"), 300, "ms", "median"),
     Budget("heavy imports in --help", "startup", ("help_heavy_import_count",), 0, "modules", "count"),
     Budget("quick hint tokens, 500 vs 5 messages (text)", "cost", ("text_growth_ratio",), 1.05, "x", "max/min"),
-    Budget("them: capture → frame handed off", "them_capture", ("capture_to_handoff_ms", "p95"), 30, "ms", "p95"),
+    Budget(
+        "them: frame captured (last sample) → handed off",
+        "them_capture",
+        ("frame_complete_to_handoff_ms", "p95"),
+        30,
+        "ms",
+        "p95",
+    ),
     Budget("client CPU, both channels", "cpu_them", ("client_cpu_percent_of_one_core",), 20, "% core", "window"),
     Budget(
         "ordering inversions, turns > 0.5 s apart", "them_ordering", ("inversions_over_0_5_s",), 0, "pairs", "count"

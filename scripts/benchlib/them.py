@@ -1,9 +1,10 @@
 """The other side of the call ("them"): capture latency, ordering between the channels, and its cost.
 
 - :func:`run_capture`: on the bench's virtual PulseAudio (``audio_env.virtual_device``), the real ``open_them``
-  source (the default sink's monitor, as ``them_device = "auto"`` opens it). Each frame's figure is the time from
-  its capture (the source's ``frame_time``: its first sample) to ``read`` returning it, which is where the them
-  link queues the WebSocket append (the append itself is one ``put_nowait`` onto the send queue, not timed).
+  source (the default sink's monitor, as ``them_device = "auto"`` opens it). Two figures per frame, both ending
+  when ``read`` returns it (where the them link queues the WebSocket append: one ``put_nowait``, not timed):
+  from its first sample's capture (``frame_time``; this includes the 20 ms the frame takes to fill), and from its
+  last sample's (the frame is complete and could go no sooner): the budget is judged on the second.
 - :func:`run_ordering`: a pure-coach replay of a long scripted two-speaker dialogue. Each link's transcript
   arrives with its own random delay (VAD 0.2-0.5 s, transcription 0.3-2.5 s, a congested them link adding up to
   1 s), the events of both links merged in arrival order. The figure is the number of pairs of turns more than
@@ -46,6 +47,8 @@ async def _capture(frames: int) -> dict[str, Any]:
     source = choice.source
     if source is None:
         return {"skipped": f"not measured: no them source on the virtual device ({choice.notice})"}
+    from voicecoach.audio.frames import FRAME_MS
+
     lags: list[float] = []
     try:
         for i in range(frames + 25):
@@ -55,7 +58,11 @@ async def _capture(frames: int) -> dict[str, Any]:
                 lags.append((handed - source.frame_time) * 1000)
     finally:
         await source.aclose()
-    return {"source": source.description, "capture_to_handoff_ms": summarize(lags)}
+    return {
+        "source": source.description,
+        "capture_to_handoff_ms": summarize(lags),  # from the frame's first sample
+        "frame_complete_to_handoff_ms": summarize([lag - FRAME_MS for lag in lags]),  # from its last sample
+    }
 
 
 def run_capture(frames: int) -> dict[str, Any]:
