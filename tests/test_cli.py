@@ -26,6 +26,7 @@ SECRET = "sk-cli-test-secret-0123456789"
 def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VOICECOACH_", "OPENAI_"))}
     env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), VOICECOACH_DATA_DIR=str(tmp_path / "data"))
+    env.update(VOICECOACH_THEM_DEVICE="none")  # the call's audio only where a test asks for it (see conftest)
     env.update(extra)
     return env
 

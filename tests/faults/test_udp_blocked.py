@@ -39,6 +39,7 @@ def in_namespace(script: str, tmp_path: Path, timeout: float) -> tuple[int, list
     """Run ``script`` (bash) in a new network namespace; (exit code, stdout lines with arrival times, stderr)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VOICECOACH_", "OPENAI_"))}
     env["VOICECOACH_DATA_DIR"] = str(tmp_path / "data")
+    env["VOICECOACH_THEM_DEVICE"] = "none"  # one link: the one the namespace's network decides about
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     started = time.monotonic()
     lines: list[tuple[float, str]] = []
