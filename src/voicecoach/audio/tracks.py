@@ -1,7 +1,5 @@
-"""The two ends of the WebRTC audio: :class:`MicTrack` (what we send) and :class:`Player` (what we hear).
-
-The Player's real-time half, the ring buffer a device's callback pulls from, and its pure account of what was
-played are in :mod:`voicecoach.audio.playout`; this module wires them to a track and a sink.
+"""The two ends of the audio: :class:`MicTrack` (what we send) and :class:`Player` (what we hear). The Player's
+real-time half (the ring a device pulls from, and its account of what played) is :mod:`voicecoach.audio.playout`.
 """
 
 from __future__ import annotations
@@ -47,9 +45,8 @@ class MicTrack(MediaStreamTrack):
 
     Until :meth:`open_gate` it sends silence and does not touch the source (no mic audio may reach the server
     before ``session.updated``). While ``muted`` it sends silence with continuous timestamps and keeps draining
-    the source, so audio resumes at once on unmute. A non-realtime source is paced by the wall clock; a
-    realtime one (a device) paces itself. If the source fails, the track goes on with silence and keeps the
-    error in ``source_error`` (the session stays up).
+    the source, so audio resumes at once on unmute. A non-realtime source is paced by the wall clock. If the
+    source fails, the track goes on with silence and keeps the error in ``source_error``.
     """
 
     kind = "audio"
@@ -204,8 +201,8 @@ class Player:
     # --- the event-loop side -----------------------------------------------------------------------------
 
     async def run(self, track: MediaStreamTrack) -> None:
-        """Drain ``track`` until it ends (MediaStreamError), always, whatever the mute or flush state. The sink
-        is served meanwhile: a transport that uses :meth:`feed` passes a track that ends with its connection."""
+        """Drain ``track`` until it ends, whatever the mute or flush state, serving the sink meanwhile (a
+        transport that uses :meth:`feed` passes a track that ends with its connection)."""
         try:
             await self._run(track)
         finally:
@@ -261,9 +258,8 @@ class Player:
             self._watching = True
 
     def feed(self, pcm: Pcm, rate: int, response_id: str | None = None) -> None:
-        """Play pushed mono PCM at ``rate`` (a WebSocket's audio deltas, faster than real time) from the same
-        ring, with the same accounting. Nothing is dropped (the backlog waits for room) and silence is kept;
-        a flushed response's audio is discarded by ``response_id`` (:class:`~.feed.FeedBacklog`)."""
+        """Play pushed PCM (a WebSocket's deltas, faster than real time) from the same ring and accounting;
+        nothing is dropped but a flushed response's audio (:class:`~.feed.FeedBacklog`)."""
         self._backlog.add(pcm, rate, response_id)
         self._top_up()
 
@@ -363,8 +359,7 @@ class Player:
         return self._ledger.sounding
 
     def mark_response(self, response_id: str | None) -> None:
-        """Attribute subsequent non-silent audio to ``response_id`` (None: to nobody); ``on_audible`` reports
-        its first sample."""
+        """Attribute later non-silent audio to ``response_id`` (None: nobody); ``on_audible`` gives its start."""
         self._response_id = response_id
         self._ledger.mark(response_id)
         self._audible_at = None
@@ -384,8 +379,7 @@ class Player:
 
     @property
     def first_audio_at(self) -> float | None:
-        """When the first loud sample since ``mark_response`` reached the speaker: the ``on_audible`` time plus
-        the sink's output latency (``clock`` time; None until it played)."""
+        """When the first loud sample since ``mark_response`` reached the speaker (``on_audible`` + latency)."""
         if self._audible_at is None:
             return None
         return self._audible_at + getattr(self.sink, "output_latency", 0.0)
@@ -397,8 +391,7 @@ class Player:
 
     @property
     def device_underruns(self) -> int:
-        """Times the sound card asked for a block too late (the host's underflow; ALSA's "underrun occurred"),
-        counted by a sink that knows (a device); 0 for files."""
+        """Times the sound card asked for a block too late (ALSA's "underrun occurred"); 0 for files."""
         return int(getattr(self.sink, "output_underflows", 0))
 
     @property
