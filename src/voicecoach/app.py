@@ -16,6 +16,7 @@ from .audio.devices import open_sink, open_source
 from .audio.loopback import ThemChoice, open_them
 from .coach.actions import Intent
 from .config import Settings, default_config_path
+from .echo_setup import setup_echo
 from .runner import Runner, RunReport
 from .store import SessionStore
 from .ui.plain import PlainView
@@ -60,19 +61,25 @@ async def _run(
 ) -> int:
     store = SessionStore() if settings.keep_sessions else None
     # The monitor of the default output also carries the coach's voice when it plays there: the them link
-    # hears silence while a hint sounds (a file, or a voice written to a file, needs no gate).
+    # hears silence while a hint sounds (a file, or a voice written to a file, needs no gate). For the same
+    # reason it is the echo canceller's whole far end.
     gate = them.source is not None and settings.them_file is None and settings.output_file is None
-    if use_tui(settings):
-        runs = Runs(settings, source, sink, store, them=them.source, them_gate=gate)
-        on_stop(runs.stop)
-        code, report = await run_tui(runs, config_path or default_config_path())
-        if report is not None:
-            print_summary(PlainView(), report)
-        return code
-    view = PlainView()
-    if them.notice:
-        view.info(them.notice)
-    report = await run_with_keys(settings, view, source, sink, on_stop, store, them=them.source, them_gate=gate)
+    echo = setup_echo(settings, source, sink, them.source, them_is_monitor=gate)
+    settings, source = echo.settings, echo.source
+    notices = [line for line in (them.notice, echo.notice) if line]
+    async with echo.running():
+        if use_tui(settings):
+            runs = Runs(settings, source, sink, store, them=echo.them, them_gate=gate, echo_label=echo.label)
+            on_stop(runs.stop)
+            code, report = await run_tui(runs, config_path or default_config_path())
+            if report is not None:
+                print_summary(PlainView(), report)
+            return code
+        view = PlainView()
+        for line in notices:
+            view.info(line)
+        view.info(f"{echo.label} ({echo.decision.why})")
+        report = await run_with_keys(settings, view, source, sink, on_stop, store, them=echo.them, them_gate=gate)
     print_summary(view, report)
     return 0
 
@@ -119,9 +126,12 @@ class Runs:
         *,
         them: FrameSource | None = None,
         them_gate: bool = False,
+        echo_label: str = "echo: off",
     ) -> None:
-        """``them``/``them_gate``: the other side of the call, as :class:`~voicecoach.runner.Runner` takes it."""
+        """``them``/``them_gate``: the other side of the call, as :class:`~voicecoach.runner.Runner` takes it;
+        ``echo_label``: whether the microphone is echo-cancelled, for the status line."""
         self.settings = settings
+        self.echo_label = echo_label
         self._args = (source, sink, store)
         self._them = (them, them_gate)
         self._runners: list[Runner] = []

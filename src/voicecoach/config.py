@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     # The other side of the call: auto (the default sink's monitor), none, or a loopback source's name.
     them_device: str = Field(default="auto", min_length=1)
     them_file: Path | None = None  # the other side from an audio file, paced in real time (scripts, tests)
+    # Acoustic echo cancellation on the microphone (AEC3): auto is on unless the output is a headset or a file.
+    echo_cancellation: Literal["auto", "on", "off"] = "auto"
+    noise_suppression: bool = True  # the echo canceller's noise suppressor (only while it runs)
+    high_pass_filter: bool = True  # ... and its high-pass filter (hum and rumble below about 80 Hz)
 
     # --- run ---------------------------------------------------------------------------------------------
     events_file: Path | None = None

@@ -27,7 +27,7 @@ from ..errors import AudioError, DeviceNotFound, DeviceUnavailable, PortAudioMis
 from . import alsa
 from .base import FrameSink, FrameSource
 from .files import FileSource, WavSink
-from .frames import INPUT_BLOCK_MS, OUTPUT_LATENCY_S, WIRE_FRAME_SAMPLES, FrameChunker, Pcm, Resampler
+from .frames import INPUT_BLOCK_MS, OUTPUT_LATENCY_S, WIRE_FRAME_SAMPLES, WIRE_RATE, FrameChunker, Pcm, Resampler
 from .playout import PlayoutBuffer
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,9 @@ class DeviceSource:
     The stream is opened (and the device checked) at construction but started on the first ``read``, so
     nothing queues up before the mic gate opens. Frames older than ``MAX_QUEUE_MS`` are dropped (``dropped``
     counts them). ``last_latency_s``: from the callback that completed a frame to ``read`` returning it;
-    ``last_frame_at``: the ``time.monotonic()`` of that callback (the frame's last sample had been captured).
+    ``last_frame_at``: the ``time.monotonic()`` of that callback (the frame's last sample had been captured);
+    ``frame_time``: the monotonic time the frame just read began at the microphone, from PortAudio's
+    ``inputBufferAdcTime`` where the host reports it, else from the stream's latency.
     """
 
     realtime = True
@@ -194,13 +196,14 @@ class DeviceSource:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._resampler = Resampler(self.rate, 1, 48_000, 1)
         self._chunker = FrameChunker(WIRE_FRAME_SAMPLES)
-        self._frames: deque[tuple[Pcm, float]] = deque(maxlen=MAX_QUEUE_MS // 20)
+        self._frames: deque[tuple[Pcm, float, float]] = deque(maxlen=MAX_QUEUE_MS // 20)
         self._ready = asyncio.Event()
         self._error: AudioError | None = None
         self.status_flags = 0  # callbacks that reported an overflow (audio lost inside PortAudio)
         self.dropped = 0
         self.last_latency_s: float | None = None
         self.last_frame_at: float | None = None
+        self.frame_time: float | None = None
         log.debug("input device %d (%s) at %d Hz", device.index, device.name, self.rate)
 
     def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
@@ -210,7 +213,8 @@ class DeviceSource:
         loop = self._loop
         if loop is not None:
             try:
-                loop.call_soon_threadsafe(self._on_block, indata[:, 0].copy(), time.monotonic())
+                at = time.monotonic()
+                loop.call_soon_threadsafe(self._on_block, indata[:, 0].copy(), at, _adc_time(time_info, at))
             except RuntimeError:  # the loop closed while the stream was still running: nobody is listening
                 pass
 
@@ -222,11 +226,15 @@ class DeviceSource:
             except RuntimeError:  # same as above
                 pass
 
-    def _on_block(self, block: Pcm, at: float) -> None:
-        for frame in self._chunker.push(self._resampler.process(block)):
+    def _on_block(self, block: Pcm, at: float, adc: float | None) -> None:
+        # The block's first sample was captured at `adc` (or one latency and one block before `at`); the
+        # first frame cut here began with the samples still pending from earlier blocks.
+        began = adc if adc is not None else at - self.input_latency - block.size / self.rate
+        began -= self._chunker.pending / WIRE_RATE
+        for k, frame in enumerate(self._chunker.push(self._resampler.process(block))):
             if len(self._frames) == self._frames.maxlen:
                 self.dropped += 1
-            self._frames.append((frame, at))
+            self._frames.append((frame, at, began + k * WIRE_FRAME_SAMPLES / WIRE_RATE))
         self._ready.set()
 
     def _on_finished(self) -> None:
@@ -245,7 +253,7 @@ class DeviceSource:
             await self._ready.wait()
             if self._error is not None:
                 raise self._error
-        frame, at = self._frames.popleft()
+        frame, at, self.frame_time = self._frames.popleft()
         self.last_frame_at = at
         self.last_latency_s = time.monotonic() - at
         return frame
@@ -284,6 +292,9 @@ class DeviceSink:
         self.channels = 2 if device.max_output_channels >= 2 else 1
         self._pull: Callable[[Pcm], None] | None = None
         self._own: PlayoutBuffer | None = None
+        # What was handed to the speaker, with the monotonic time its first sample plays: the echo canceller's
+        # reference (audio.echo). None until someone asks for it; the callback only appends a copy.
+        self.played: deque[tuple[Pcm, float]] | None = None
         self.callback_errors = 0
         self.status_flags = 0  # callbacks with any status flag set, since the stream opened
         self.output_underflows = 0
@@ -328,6 +339,10 @@ class DeviceSink:
         except Exception:
             outdata.fill(0)
             self.callback_errors += 1
+        played = self.played
+        if played is not None:
+            at = time.monotonic()
+            played.append((outdata.copy(), _dac_time(time_info, at, self.output_latency)))
 
     def start(self, pull: Callable[[Pcm], None]) -> None:
         """From now on the callback fills every block with ``pull`` (the stream itself is already running)."""
@@ -348,6 +363,20 @@ class DeviceSink:
         self._pull = None
         self._stream.close(ignore_errors=True)
         alsa.log_messages()
+
+
+def _adc_time(time_info: Any, now: float) -> float | None:
+    """When the input block's first sample was captured, as ``time.monotonic()`` (None: the host does not say).
+
+    PortAudio's times are on the stream's own clock; only their difference from ``currentTime`` is used."""
+    current, adc = float(time_info.currentTime), float(time_info.inputBufferAdcTime)
+    return now - (current - adc) if current > 0 and 0 < adc <= current else None
+
+
+def _dac_time(time_info: Any, now: float, latency: float) -> float:
+    """When the output block's first sample reaches the speaker, as ``time.monotonic()``."""
+    current, dac = float(time_info.currentTime), float(time_info.outputBufferDacTime)
+    return now + (dac - current) if current > 0 and dac >= current else now + latency
 
 
 def open_source(input_file: Path | None, input_device: str | None, *, loop: bool = False) -> FrameSource:

@@ -243,7 +243,7 @@ class DeviceThemSource:
 
     async def read(self) -> Pcm:
         frame = await self._inner.read()
-        self.frame_time = _frame_time(self._inner)
+        self.frame_time = self._inner.frame_time
         return frame
 
     def close(self) -> None:
@@ -251,12 +251,6 @@ class DeviceThemSource:
 
     async def aclose(self) -> None:
         self.close()
-
-
-def _frame_time(inner: devices.DeviceSource) -> float | None:
-    """When the frame just read began: its last sample was in by the callback, less the input latency."""
-    at = inner.last_frame_at
-    return None if at is None else at - inner.input_latency - FRAME_S
 
 
 class PulseMonitorSource:
@@ -311,7 +305,7 @@ class PulseMonitorSource:
                 continue
             if inner is not self._inner:
                 continue  # a frame the old stream still held after a switch
-            self.frame_time = _frame_time(inner)
+            self.frame_time = inner.frame_time
             return frame
 
     async def _follow(self) -> None:
