@@ -70,6 +70,7 @@ async def _run(
     async with echo.running():
         if use_tui(settings):
             runs = Runs(settings, source, sink, store, them=echo.them, them_gate=gate, echo_label=echo.label)
+            runs.notices = [*notices, f"{echo.label} ({echo.decision.why})"]
             on_stop(runs.stop)
             code, report = await run_tui(runs, config_path or default_config_path())
             if report is not None:
@@ -132,6 +133,7 @@ class Runs:
         ``echo_label``: whether the microphone is echo-cancelled, for the status line."""
         self.settings = settings
         self.echo_label = echo_label
+        self.notices: list[str] = []  # start-up lines the UI shows in its event log
         self._args = (source, sink, store)
         self._them = (them, them_gate)
         self._runners: list[Runner] = []
@@ -158,7 +160,7 @@ async def run_tui(runs: Runs, config_path: Path, voice: VoiceOutput | None = Non
     from .ui.tui import CoachApp
 
     quiet_logging_for_tui()
-    app = CoachApp(runs.settings, runs, config_path, voice=voice)
+    app = CoachApp(runs.settings, runs, config_path, voice=voice, echo_label=runs.echo_label, notices=runs.notices)
     code = await app.run_async()
     if app.summary:
         print(app.summary)

@@ -31,6 +31,9 @@ RUN_SETTINGS = (
     "output_device",
     "them_device",
     "them_file",
+    "echo_cancellation",
+    "noise_suppression",
+    "high_pass_filter",
     "events_file",
     "duration",
     "ice_hosts",
@@ -152,6 +155,28 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="WAV",
         help="read the other side of the call from an audio file, in real time (default: none)",
+    )
+    run.add_argument(
+        "--echo-cancellation",
+        choices=("auto", "on", "off"),
+        help="remove the speakers' sound from the microphone (WebRTC AEC3): auto is on unless the output is a "
+        "headset or a file, and always when the input and output are one sound card (default: auto)",
+    )
+    # On by default, so the flag turns them off (as --loop and --plain turn on what is off by default).
+    run.add_argument(
+        "--no-noise-suppression",
+        action="store_false",
+        dest="noise_suppression",
+        default=None,
+        help="leave out the echo canceller's noise suppression (default: on while echo cancellation runs)",
+    )
+    run.add_argument(
+        "--no-high-pass-filter",
+        action="store_false",
+        dest="high_pass_filter",
+        default=None,
+        help="leave out the echo canceller's high-pass filter against hum below about 80 Hz "
+        "(default: on while echo cancellation runs)",
     )
     run.add_argument(
         "--events-file", type=Path, metavar="JSONL", help="log every event sent and received (default: none)"

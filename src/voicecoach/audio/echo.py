@@ -167,6 +167,15 @@ class EchoCancelledSource:
         return out
 
     def close(self) -> None:
+        stats = self.stats
+        if stats.frames:
+            added = sorted(stats.added_s)
+            log.debug(
+                "echo cancellation: %d frames, %.0f us of CPU per 10 ms block, added latency median %.2f ms, "
+                "%d frames with the far end late",
+                stats.frames, stats.cpu_s / (2 * stats.frames) * 1e6, added[len(added) // 2] * 1000,
+                stats.late_reference,
+            )  # fmt: skip
         self._mic.close()
 
     def __getattr__(self, name: str) -> Any:

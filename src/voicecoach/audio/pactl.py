@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import AsyncGenerator
@@ -38,6 +39,27 @@ class PulseSource:
     name: str
     description: str
     monitor_of: str | None
+
+
+@dataclass(frozen=True)
+class PulseSink:
+    """A sink of the sound server as far as telling a headset from speakers goes (None: the server did not say).
+
+    ``port_type`` is what pactl 14+ prints for the active port ("Headphones", "Speaker", "Headset"; older pactl
+    prints none); ``form_factor`` is the ``device.form_factor`` property ("internal", "headset", "headphone",
+    "speaker"…; Bluetooth devices carry it).
+    """
+
+    name: str
+    description: str
+    active_port: str | None = None  # e.g. "analog-output-headphones"
+    port_description: str | None = None  # e.g. "Headphones"
+    port_type: str | None = None
+    form_factor: str | None = None
+
+
+# A port line under "Ports:": `analog-output-speaker: Speakers (type: Speaker, priority: 10000, available)`.
+_PORT = re.compile(r"(?P<name>[^:]+): (?P<description>.*?)(?: \((?P<info>(?:type|priority): .*)\))?")
 
 
 def _env() -> dict[str, str]:
@@ -114,6 +136,59 @@ def sources() -> list[PulseSource]:
             value = line.partition(":")[2].strip()
             monitor = None if value in ("", "n/a") else value
     return found
+
+
+def sinks() -> list[PulseSink]:
+    """Every sink of the server with its active port and form factor, parsed from ``pactl list sinks``."""
+    return _parse_sinks(_run("list", "sinks"))
+
+
+def _parse_sinks(text: str) -> list[PulseSink]:
+    """pactl's layout: a ``Sink #N`` line, its fields one tab in, the entries of ``Properties:``/``Ports:`` two."""
+    found: list[PulseSink] = []
+    fields: dict[str, str] = {}
+    ports: dict[str, tuple[str, str | None]] = {}  # port name -> (description, type)
+    section = ""
+    for raw in [*text.splitlines(), "Sink #end"]:
+        line = raw.strip()
+        if raw.startswith("Sink #"):
+            if "Name" in fields:
+                port = fields.get("Active Port")
+                description, kind = ports.get(port, (None, None)) if port else (None, None)
+                found.append(
+                    PulseSink(
+                        fields["Name"],
+                        fields.get("Description") or fields["Name"],
+                        port,
+                        description,
+                        kind,
+                        fields.get("device.form_factor"),
+                    )
+                )
+            fields, ports, section = {}, {}, ""
+        elif raw.startswith("\t\t"):  # an entry of the section above: a property or a port
+            if section == "Properties:" and " = " in line:
+                key, _, value = line.partition(" = ")
+                fields[key] = value.strip('"')
+            elif section == "Ports:" and (match := _PORT.fullmatch(line)):
+                info = (match["info"] or "").split(", ")
+                kind = next((part.removeprefix("type: ") for part in info if part.startswith("type: ")), None)
+                ports[match["name"]] = (match["description"], kind)
+        elif raw.startswith("\t"):
+            key, _, value = line.partition(":")
+            section = line if not value.strip() else ""
+            fields.setdefault(key, value.strip())
+    return found
+
+
+def output_sink() -> PulseSink:
+    """The sink that PortAudio's ``pulse``/``default`` device plays on: ``PULSE_SINK`` when set (the ALSA pulse
+    plugin honours it), else the server's default sink."""
+    name = os.environ.get("PULSE_SINK") or default_sink()
+    for sink in sinks():
+        if sink.name == name:
+            return sink
+    raise PulseUnavailable(f"the sound server has no sink named {name!r}")
 
 
 async def server_changes() -> AsyncGenerator[None, None]:

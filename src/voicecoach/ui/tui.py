@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar, Protocol
 
@@ -87,7 +87,8 @@ class CoachApp(App[int]):
     when Ctrl-C ended it (the exit code is then 130 unless the run itself failed).
 
     ``voice`` says where the coach's voice goes (default: the output file or device of ``settings``); pass
-    ``VoiceOutput("none")`` when no sound device was found, and the UI says so.
+    ``VoiceOutput("none")`` when no sound device was found, and the UI says so. ``echo_label`` is whether the
+    microphone is echo-cancelled ("echo: on", ``app.Runs.echo_label``), for the status bar (None: not shown).
     """
 
     CSS_PATH = "tui.tcss"
@@ -109,13 +110,16 @@ class CoachApp(App[int]):
         linger_s: float = LINGER_S,
         flush_hz: float = FLUSH_HZ,
         voice: VoiceOutput | None = None,
+        echo_label: str | None = None,
+        notices: Sequence[str] = (),
     ) -> None:
         super().__init__()
+        self._notices = tuple(notices)  # start-up lines (no call audio, no echo canceller), for the event log
         self.settings = settings
         self.config_path = config_path
         self.view = TuiView()
         self.voice = voice or voice_of(settings)
-        self.status = StatusModel(model=settings.model, voice=self.voice)
+        self.status = StatusModel(model=settings.model, voice=self.voice, echo=echo_label)
         self.quit_by_interrupt = False
         self.run_handle: RunControl | None = None
         self.run_active = False
@@ -145,6 +149,8 @@ class CoachApp(App[int]):
         self.status_bar.show_status(self.status)
         self.transcript.focus()
         self.view.info(self.voice.line())
+        for line in self._notices:
+            self.view.info(line)
         if self.voice.kind == "none":
             self.notify(self.voice.line(), severity="warning", markup=False)
         # Timers and workers started here belong to the app: Textual stops and cancels them when it exits.

@@ -82,6 +82,7 @@ class StatusModel:
     transport_why: str = ""
     hint_latency_ms: float | None = None  # the headline: measured at the player (metrics.HEADLINE_LATENCY)
     cost_usd: float | None = None
+    echo: str | None = None  # "echo: on", "echo: off" or "echo: muting" (echo_setup.EchoSetup.label); None: not shown
 
     def on_state(self, state: State) -> None:
         if state in _LIVE:
@@ -169,6 +170,10 @@ class StatusModel:
         if self.voice is not None:
             style = "bold yellow" if self.voice.kind == "none" else ""
             fields["voice"] = [Text(self.voice.short(), style), Text(self.voice.short(narrow=True), style)]
+        if self.echo is not None:
+            # Muting is the fallback (the canceller could not load): worth a colour, as "voice not played" is.
+            style = {"echo: muting": "yellow", "echo: off": "dim"}.get(self.echo, "")
+            fields["echo"] = [Text(self.echo, style)]
         fields["model"] = [Text(self.model, "cyan")]
         cost = "—" if self.cost_usd is None else f"${self.cost_usd:.4f}"
         fields["cost"] = [Text(f"cost {cost}"), Text(cost)]
@@ -177,7 +182,8 @@ class StatusModel:
 
 # What gives way first when the status bar is too narrow: (field, True = its shorter form / False = drop it).
 # Connection, listening, speaking and muted never go; the cost only loses its word. At 80 columns a live session
-# keeps everything but the model, in short form.
+# keeps everything but the model, in short form. Whether the microphone is echo-cancelled outlasts the latency
+# and the voice: it tells why the coach hears (or does not hear) itself.
 _SHRINK: tuple[tuple[str, bool], ...] = (
     ("model", False),
     ("transport", True),
@@ -186,9 +192,14 @@ _SHRINK: tuple[tuple[str, bool], ...] = (
     ("cost", True),
     ("voice", False),
     ("latency", False),
+    ("echo", False),
     ("transport", False),
 )
-_GROUPS = (("connection", "transport"), ("listening", "speaking", "muted"), ("latency", "voice", "model", "cost"))
+_GROUPS = (
+    ("connection", "transport"),
+    ("listening", "speaking", "muted"),
+    ("latency", "voice", "echo", "model", "cost"),
+)
 
 
 def _join(fields: dict[str, list[Text]]) -> Text:

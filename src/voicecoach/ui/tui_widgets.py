@@ -24,7 +24,8 @@ EVENT_LOG_MAX_LINES = 500
 
 
 class StatusBar(Static):
-    """One line: connection, listening/speaking/muted indicators, hint latency, where the voice goes, model, cost.
+    """One line: connection, listening/speaking/muted indicators, hint latency, where the voice goes, whether the
+    microphone is echo-cancelled, model, cost.
 
     Rendered to the bar's width, so a narrow terminal drops the least needed fields instead of the cost.
     """
