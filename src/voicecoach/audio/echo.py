@@ -32,6 +32,11 @@ from .frames import FRAME_MS, WIRE_FRAME_SAMPLES, WIRE_RATE, Pcm
 log = logging.getLogger(__name__)
 
 BLOCK_SAMPLES = WIRE_RATE // 100  # AEC3 takes exactly 10 ms per call
+# AEC3 is handed, with each mic block, the far end of this much later: it cancels poorly when the echo
+# trails its reference by under ~3 ms (a laptop's speaker-to-mic path is under 1 ms, and the timestamps may
+# be a few ms off either way), and follows delays of hundreds of ms (tests/audio/test_echo_source.py).
+REFERENCE_LEAD_S = 0.010
+LEAD_SAMPLES = round(REFERENCE_LEAD_S * WIRE_RATE)
 LIVE_WAIT_S = 0.025  # how long a frame waits for a live far end (the call's monitor) that is behind it
 INSTALL_HINT = "pip install 'livekit>=1.2.1'"
 
@@ -84,9 +89,10 @@ class EchoStats:
     """What the canceller did, for the benchmarks and the debug log (all on the event loop's clock)."""
 
     frames: int = 0
-    cpu_s: float = 0.0  # process time spent in the canceller
+    cpu_s: float = 0.0  # CPU time of the event loop's thread spent in the canceller
     added_s: list[float] = field(default_factory=list)  # per frame: mic frame read → frame returned
     late_reference: int = 0  # frames that waited LIVE_WAIT_S and went on with part of the far end missing
+    stalled_reference: int = 0  # frames not waited for: the live far end was further behind than a wait
 
     def keep(self, added: float) -> None:
         if len(self.added_s) < 100_000:  # about half an hour of frames: plenty for a benchmark
@@ -137,9 +143,12 @@ class EchoCancelledSource:
             return pcm
         if self._played is not None:
             self._played.drain()
-        if self._live and self._far_is_close_behind(at + WIRE_FRAME_SAMPLES):
-            if not await self._far.wait_until(at + WIRE_FRAME_SAMPLES, LIVE_WAIT_S):
+        needed = at + WIRE_FRAME_SAMPLES + LEAD_SAMPLES
+        if self._live and self._far_is_close_behind(needed):
+            if not await self._far.wait_until(needed, LIVE_WAIT_S):
                 self.stats.late_reference += 1
+        elif self._live and (self._far.end is None or self._far.end < needed):
+            self.stats.stalled_reference += 1
         out = self._cancel(pcm, at)
         self.stats.keep(self._clock() - read_at)
         return out
@@ -152,17 +161,18 @@ class EchoCancelledSource:
 
     def _cancel(self, pcm: Pcm, at: int) -> Pcm:
         assert self._canceller is not None
-        cpu = time.process_time()
+        cpu = time.thread_time()  # this thread's only: PortAudio's and aiortc's threads are not ours to count
         out = np.empty_like(pcm)
         try:
             for lo in range(0, WIRE_FRAME_SAMPLES, BLOCK_SAMPLES):
                 hi = lo + BLOCK_SAMPLES
-                out[lo:hi] = self._canceller.process(pcm[lo:hi], self._far.read(at + lo, BLOCK_SAMPLES))
+                far = self._far.read(at + lo + LEAD_SAMPLES, BLOCK_SAMPLES)
+                out[lo:hi] = self._canceller.process(pcm[lo:hi], far)
         except Exception as exc:  # the native library failed: keep the user's voice, drop the canceller
             log.warning("echo cancellation stopped (%s); the microphone goes on without it", exc)
             self._canceller = None
             return pcm
-        self.stats.cpu_s += time.process_time() - cpu
+        self.stats.cpu_s += time.thread_time() - cpu
         self.stats.frames += 1
         return out
 
@@ -172,12 +182,15 @@ class EchoCancelledSource:
             added = sorted(stats.added_s)
             log.debug(
                 "echo cancellation: %d frames, %.0f us of CPU per 10 ms block, added latency median %.2f ms, "
-                "%d frames with the far end late",
+                "%d frames with the far end late, %d with it stalled",
                 stats.frames, stats.cpu_s / (2 * stats.frames) * 1e6, added[len(added) // 2] * 1000,
-                stats.late_reference,
+                stats.late_reference, stats.stalled_reference,
             )  # fmt: skip
         self._mic.close()
 
     def __getattr__(self, name: str) -> Any:
         # Everything else a device source offers (frame_time, last_latency_s, ended...) is the microphone's.
+        # Private names never are: before __init__ has set _mic (a copy, a failed init) that would recurse.
+        if name.startswith("_"):
+            raise AttributeError(name)
         return getattr(self._mic, name)

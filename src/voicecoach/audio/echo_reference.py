@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from ..errors import AudioError
+from ..errors import AudioError, DeviceUnavailable
 from .base import FrameSource
 from .frames import FRAME_MS, WIRE_RATE, Pcm, Resampler, downmix, silence
 
@@ -87,6 +87,8 @@ class FarEnd:
             self._start, self._end = at, at  # first block, or so far off that nothing held is near it
         elif at > self._end:
             self._fill(self._end, silence(at - self._end))  # a gap: nothing played then
+        elif at + n < self._start:  # before what is held, with a hole up to it: nothing played there either
+            self._fill(at + n, silence(self._start - at - n))
         self._fill(at, pcm)
         self._end = max(self._end, at + n)
         self._start = max(min(self._start, at), self._end - span)
@@ -155,7 +157,8 @@ class CallAudioTee:
 
     The them link reads only while its session is up, but the echo canceller needs the speakers' signal all
     the time; so this reads the source in a task of its own (owned by :meth:`running`) and keeps the last
-    :data:`BRANCH_FRAMES` for the branch, as a sound card's queue would.
+    :data:`BRANCH_FRAMES` for the branch, as a sound card's queue would. The source must be one whose
+    ``read`` waits for real time (a device, or a paced file), or this task would never yield to the loop.
     """
 
     def __init__(self, source: FrameSource, far: FarEnd) -> None:
@@ -179,15 +182,20 @@ class CallAudioTee:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if self._error is None:  # a branch read after the run must end, not wait for a reader that is gone
+                self._fail(DeviceUnavailable("the call's audio is closed"))
 
     async def _run(self) -> None:
         while True:
             try:
                 pcm = await self._source.read()
             except AudioError as exc:
-                self._error = exc
-                self._ready.set()
+                self._fail(exc)
                 log.debug("call audio ended: %s", exc)
+                return
+            except Exception as exc:  # a bug in a source must not leave the them link waiting forever
+                self._fail(DeviceUnavailable(f"the call's audio stopped ({exc})"))
+                log.warning("the call's audio stopped: %s", exc)
                 return
             began = getattr(self._source, "frame_time", None)
             if began is None:
@@ -195,6 +203,10 @@ class CallAudioTee:
             self._far.write(pcm, self._cursor.place(began, pcm.size))
             self._frames.append((pcm, began))
             self._ready.set()
+
+    def _fail(self, error: AudioError) -> None:
+        self._error = error
+        self._ready.set()
 
     async def _read(self) -> tuple[Pcm, float | None]:
         while not self._frames:
