@@ -42,6 +42,10 @@ EXPECTED: dict[str, set[str]] = {
     "cpu_them": {"skipped"},  # not measured in --quick
     "them_ordering": {"turns", "turns_in_transcript", "inversions_over_0_5_s", "inversions_within_0_5_s"},
     "them_cost": {"model", "utterances", "speech_minutes", "them_usd_per_meeting_hour"},
+    "echo": set(),  # its figures, or "skipped" where no virtual PulseAudio can run: checked below
+    "echo_drift": {"method", "ppm", "erle_db", "erle_first_2_s_db", "erle_worst_1_s_window_db",
+                   "cpu_ms_per_10ms_block", "reference_re_anchors", "control_0_ppm"},
+    "echo_interrupt": set(),  # likewise
 }  # fmt: skip
 COMMON_PHASES = {"interpreter_ms", "imports_ms", "settings_ms", "token_ms", "session_updated_ms", "other_ms",
                  "after_imports_ms", "total_ms"}  # fmt: skip
@@ -49,6 +53,11 @@ PHASES = COMMON_PHASES | {"ice_gathering_ms", "sdp_post_ms", "dtls_sctp_ms"}
 WS_PHASES = COMMON_PHASES | {"ws_upgrade_ms", "first_event_ms"}
 FALLBACK_FIGURES = {"process_start_to_session_updated_ms", "after_imports_to_session_updated_ms", "phases_ms",
                     "why_shown"}  # fmt: skip
+ECHO_PASS_FIGURES = {"reference", "erle_db", "erle_first_2_s_db", "erle_worst_1_s_window_db", "raw_echo_dbfs",
+                     "cpu_ms_per_10ms_block", "added_ms", "late_reference_frames", "frames"}  # fmt: skip
+ECHO_INTERRUPT_FIGURES = {"phrase_end_to_silent_ms", "phrase_end_to_transcript_ms", "transcript_to_silent_ms",
+                          "rounds", "rounds_not_interrupted", "self_turns_while_coach_alone", "user_turns",
+                          "server_floor_ms"}  # fmt: skip
 INTERRUPT_FIGURES = {"key_ms", "phrase_ms", "phrase_over_wire_ms", "flush_to_silent_ms", "cancel_sent_ms",
                      "runner_metric_ms", "block_ms", "response_cancel_sent", "pull_gap_ms",
                      "rounds_not_silent_within_5_s"}  # fmt: skip
@@ -70,7 +79,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
         [str(ROOT / "scripts" / "bench"), "--quick", "--json", str(out)],
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=170,
         env={**os.environ, "PYTHON": sys.executable},
         cwd=out.parent,
     )
@@ -106,6 +115,20 @@ def test_quick_run_has_every_figure(quick_run: tuple[subprocess.CompletedProcess
             assert INTERRUPT_FIGURES <= device.keys() and figures[bench]["measured_on"] == "device"
     for n in ("5", "50", "500"):
         assert figures["cost"]["text"][n]["input_tokens"] > 0
+    for bench, keys in (("echo", {"echo_path", "playout", "monitor"}), ("echo_interrupt", ECHO_INTERRUPT_FIGURES)):
+        if "skipped" in figures[bench]:  # no PulseAudio here: the output says why, nothing fails
+            assert figures[bench]["skipped"].startswith("not measured: ")
+        else:
+            assert keys <= figures[bench].keys(), (bench, keys - figures[bench].keys())
+    if "skipped" not in figures["echo"]:
+        for reference in ("playout", "monitor"):
+            assert ECHO_PASS_FIGURES <= figures["echo"][reference].keys(), reference
+            assert figures["echo"][reference]["frames"] > 0, reference
+        assert "reference_behind_at_read_ms" in figures["echo"]["monitor"]
+    if "skipped" not in figures["echo_interrupt"]:
+        # Every round's phrase was heard as one turn of its own (the echo made none, or they are counted).
+        interrupt = figures["echo_interrupt"]
+        assert interrupt["user_turns"] == interrupt["rounds"] + interrupt["self_turns_while_coach_alone"]
     # Every repeated figure has samples, and its statistics are finite and ordered.
     found = summaries(figures)
     assert len(found) >= 30
@@ -122,9 +145,10 @@ def test_quick_run_judges_every_budget(quick_run: tuple[subprocess.CompletedProc
     assert [r["budget"] for r in rows] == [b.name for b in BUDGETS]
     skipped = [r for r in rows if r.get("skipped")]
     judged = [r for r in rows if not r.get("skipped")]
-    # Only the dead-link and two-channel CPU budgets (and the fallback's and them capture's, where no namespace
-    # or virtual PulseAudio can be made) may go unjudged.
-    allowed = {"dead_link", "cpu_them"} | {b for b in ("fallback", "them_capture") if "skipped" in doc["figures"][b]}
+    # Only the dead-link and two-channel CPU budgets (and the fallback's, them capture's and the echo device
+    # benches', where no namespace or virtual PulseAudio can be made) may go unjudged.
+    maybe = ("fallback", "them_capture", "echo", "echo_interrupt")
+    allowed = {"dead_link", "cpu_them"} | {b for b in maybe if "skipped" in doc["figures"][b]}
     assert {b.bench for b in BUDGETS if b.name in {r["budget"] for r in skipped}} <= allowed, skipped
     assert all(r["pass"] is None and r["skipped"].startswith("not measured") for r in skipped), skipped
     assert all(isinstance(r["pass"], bool) and r["limit"] is not None for r in judged), judged
@@ -155,6 +179,29 @@ def test_budget_check_passes_and_misses_on_made_up_figures() -> None:
     assert (key["limit"], key["pass"]) == (9.0, True)  # one 4 ms block + 5 ms
     assert rows["interrupt (phrase) → silent + cancel sent"]["pass"] is None  # figure missing: not a pass
     assert "connect after imports" not in rows  # benches that did not run are not judged
+
+
+def test_echo_budgets_are_floors_and_ceilings_on_made_up_figures() -> None:
+    results = {
+        "echo": {
+            "playout": {"erle_db": 25.0, "cpu_ms_per_10ms_block": 0.6, "added_ms": {"p95": 9.9}},
+            "monitor": {"erle_db": 24.9, "added_ms": {"p95": 10.1}},
+        },
+        "echo_drift": {"erle_db": 40.0},
+        "echo_interrupt": {"phrase_end_to_silent_ms": {"median": 880.0}, "server_floor_ms": 670.0,
+                           "self_turns_while_coach_alone": 1, "rounds_not_interrupted": 0},
+    }  # fmt: skip
+    rows = {r["budget"]: r for r in check(results)}
+    assert rows["echo: ERLE after 2 s, loopback 80 ms, our playout"]["pass"] is True  # at the floor: met
+    assert rows["echo: ERLE after 2 s, loopback 80 ms, call monitor"]["pass"] is False  # under it: missed
+    assert rows["echo: ERLE after 2 s, 200 ppm drift (synthetic)"]["pass"] is True
+    assert rows["echo: AEC CPU per 10 ms block"]["pass"] is False
+    assert rows["echo: added mic → wire, our playout"]["pass"] is True
+    assert rows["echo: added mic → wire, call monitor (live)"]["pass"] is False
+    phrase = rows["echo: phrase over the coach → silent"]
+    assert (phrase["limit"], phrase["pass"]) == (870.0, False)  # the server's floor + 200 ms
+    assert rows["echo: VAD turns from the coach's echo alone"]["pass"] is False
+    assert rows["echo: phrases that did not interrupt"]["pass"] is True
 
 
 def test_the_sniffer_counts_what_the_watchdogs_count() -> None:

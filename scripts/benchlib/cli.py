@@ -36,6 +36,9 @@ class Sizes:
     dead_link_freezes: int  # per transport; 0: not measured (each freeze holds the server for ~5 s)
     them_frames: int  # 20 ms frames of the them capture
     ordering_turns: int
+    echo_seconds: float  # far-end speech per reference path on the virtual echo path
+    drift_seconds: float  # of the synthetic drift path (the full run crosses the reference's 50 s re-anchor)
+    echo_interrupt_rounds: int
 
 
 FULL = Sizes(
@@ -50,6 +53,9 @@ FULL = Sizes(
     dead_link_freezes=5,
     them_frames=1500,
     ordering_turns=2000,
+    echo_seconds=30,
+    drift_seconds=70,
+    echo_interrupt_rounds=10,
 )
 QUICK = Sizes(
     connect_samples=2,
@@ -63,6 +69,9 @@ QUICK = Sizes(
     dead_link_freezes=0,
     them_frames=50,
     ordering_turns=100,
+    echo_seconds=5,
+    drift_seconds=20,
+    echo_interrupt_rounds=2,
 )
 
 
@@ -147,6 +156,21 @@ def _benches(sizes: Sizes, tmp: Path) -> dict[str, Callable[[], dict[str, Any]]]
 
         return them.run_cost()
 
+    def echo() -> dict[str, Any]:
+        from benchlib import echo
+
+        return echo.run_device(sizes.echo_seconds)
+
+    def echo_drift() -> dict[str, Any]:
+        from benchlib import echo
+
+        return echo.run_drift(sizes.drift_seconds)
+
+    def echo_interrupt() -> dict[str, Any]:
+        from benchlib import echo
+
+        return echo.run_interrupt(tmp, sizes.echo_interrupt_rounds)
+
     return {
         "connect": connect,
         "connect_websocket": connect_websocket,
@@ -163,6 +187,9 @@ def _benches(sizes: Sizes, tmp: Path) -> dict[str, Callable[[], dict[str, Any]]]
         "cpu_them": cpu_them,
         "them_ordering": them_ordering,
         "them_cost": them_cost,
+        "echo": echo,
+        "echo_drift": echo_drift,
+        "echo_interrupt": echo_interrupt,
     }
 
 
@@ -182,6 +209,9 @@ BENCH_NAMES = (
     "cpu_them",
     "them_ordering",
     "them_cost",
+    "echo",
+    "echo_drift",
+    "echo_interrupt",
 )
 
 
@@ -192,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, default=Path("bench.json"), metavar="PATH", help="default: bench.json")
     parser.add_argument("--check", action="store_true", help="exit 1 when a budget is missed")
     parser.add_argument(
-        "--quick", action="store_true", help="few samples of everything but dead_link (a smoke test, ~50 s)"
+        "--quick", action="store_true", help="few samples of everything but dead_link (a smoke test, ~80 s)"
     )
     parser.add_argument(
         "--only", metavar="NAMES", help=f"comma-separated subset of: {', '.join(BENCH_NAMES)}", default=""

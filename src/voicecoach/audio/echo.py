@@ -129,6 +129,11 @@ class EchoCancelledSource:
         self.stats = EchoStats()
 
     @property
+    def jumps(self) -> int:
+        """Re-anchors of the microphone's position (stalls, restarts): each costs AEC3 a re-convergence."""
+        return self._cursor.jumps
+
+    @property
     def active(self) -> bool:
         return self._canceller is not None
 

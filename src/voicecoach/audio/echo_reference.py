@@ -14,9 +14,9 @@ Two sources feed it, never both at once (:mod:`voicecoach.echo_setup` picks):
   it. It already holds our playout (the hints go to the same sink), so adding :class:`PlayedTap` would count
   the coach's voice twice.
 
-Positions stay contiguous: a writer (or the reader) whose clock says it is within :data:`SLACK_S` of where it
-left off goes on from there, so device-clock jitter never tears the reference; beyond that (a stall, or
-accumulated clock drift between two devices) it jumps to where the clock says, and AEC3 re-converges.
+Positions stay contiguous (:class:`Cursor`): each stream goes on from where it left off, and follows its
+timestamps only slowly, so that their jitter never tears the reference, while clock drift between two devices
+is followed; only a stall or a restart jumps, and AEC3 re-converges after it.
 """
 
 from __future__ import annotations
@@ -37,25 +37,44 @@ from .frames import FRAME_MS, WIRE_RATE, Pcm, Resampler, downmix, silence
 log = logging.getLogger(__name__)
 
 SPAN_S = 2.0  # far end kept: far more than any echo path AEC3 follows (it measured up to 300 ms of offset)
-SLACK_S = 0.010  # see the module docstring
+# How a stream's position follows its timestamps (Cursor): smoothing, dead band, slew limit, resync.
+TAU_S = 1.0
+DEADBAND_S = 0.002
+SLEW_PPM = 2000.0  # 10x the drift of two ordinary sound cards; AEC3 held 33 dB at 1000 ppm (next-wave.md §3.2)
+RESYNC_S = 0.1
 PLAYED_BLOCKS = 256  # output blocks the device callback may queue between two drains (about 1 s at 3.7 ms)
 BRANCH_FRAMES = 10  # call-audio frames kept for the them link while its session is down (200 ms)
 
 
 class Cursor:
-    """Where the next block of a contiguous stream goes, in samples of the far end's clock."""
+    """Where the next block of a contiguous stream goes, in samples of the far end's clock.
 
-    def __init__(self, slack: int = round(SLACK_S * WIRE_RATE)) -> None:
-        self._slack = slack
-        self._next: int | None = None
-        self.jumps = 0  # re-anchors after the first: stalls, or drift beyond the slack
+    A stream's own sample count is its best clock over seconds; its timestamps are the truth over minutes but
+    jitter by milliseconds from block to block (by up to 16 ms under PulseAudio's module-loopback, measured).
+    So a block goes where the previous one ended, the timestamps' error is smoothed over :data:`TAU_S`, and when
+    it passes :data:`DEADBAND_S` the position slews towards them at most :data:`SLEW_PPM` (AEC3 follows a
+    delay that moves this slowly; it re-converges after a jump). Only an error beyond :data:`RESYNC_S` (a
+    stall, a restarted stream) jumps.
+    """
+
+    def __init__(self) -> None:
+        self._next: float | None = None
+        self._error = 0.0  # smoothed (timestamp - position), in samples
+        self.jumps = 0  # re-anchors after the first placement
 
     def place(self, began: float, samples: int) -> int:
-        wanted = round(began * WIRE_RATE)
-        if self._next is None or abs(wanted - self._next) > self._slack:
+        wanted = began * WIRE_RATE
+        if self._next is None or abs(wanted - self._next) > RESYNC_S * WIRE_RATE:
             self.jumps += self._next is not None
-            self._next = wanted
-        at = self._next
+            self._next, self._error = wanted, 0.0
+        else:
+            self._error += min(1.0, samples / (TAU_S * WIRE_RATE)) * (wanted - self._next - self._error)
+            if abs(self._error) > DEADBAND_S * WIRE_RATE:
+                limit = samples * SLEW_PPM * 1e-6
+                step = max(-limit, min(limit, self._error))
+                self._next += step
+                self._error -= step
+        at = round(self._next)
         self._next += samples
         return at
 
@@ -169,6 +188,10 @@ class CallAudioTee:
         self._ready = asyncio.Event()
         self._error: AudioError | None = None
         self.branch_source = _Branch(self)
+
+    @property
+    def jumps(self) -> int:
+        return self._cursor.jumps
 
     def branch(self) -> FrameSource:
         return self.branch_source
