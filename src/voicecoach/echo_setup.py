@@ -84,4 +84,5 @@ def setup_echo(
     if isinstance(speaker, DeviceSink):
         speaker.played = deque(maxlen=PLAYED_BLOCKS)
         played = PlayedTap(far, speaker.played, speaker.rate, speaker.channels)
+        speaker.on_played = played.notify
     return EchoSetup(EchoCancelledSource(mic, canceller, far, played=played), them, settings, decision, active=True)

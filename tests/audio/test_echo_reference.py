@@ -16,6 +16,8 @@ from audiofakes import BOUND_S, tone, wait_for
 from voicecoach.audio.echo_reference import (
     BRANCH_FRAMES,
     DEADBAND_S,
+    JUMP_S,
+    PERSIST_S,
     RESYNC_S,
     SLEW_PPM,
     CallAudioTee,
@@ -59,10 +61,23 @@ def test_cursor_jumps_only_beyond_the_resync_bound_and_counts_it() -> None:
     assert cursor.jumps == 2  # the first placement is not a jump
 
 
-@pytest.mark.parametrize("ppm", [200.0, -500.0, 1000.0])
-def test_cursor_follows_clock_drift_slowly_without_jumping(ppm: float) -> None:
+def test_cursor_jumps_over_a_real_gap_once_it_persists() -> None:
+    """An output underrun of 48 ms: beyond JUMP_S for PERSIST_S, so it is a jump, not 24 s of slewing."""
+    cursor = Cursor()
+    for k in range(10):
+        cursor.place(T0 + k * 0.02, 960)
+    gap = 0.048
+    placed = [cursor.place(T0 + k * 0.02 + gap, 960) for k in range(10, 20)]
+    assert cursor.jumps == 1
+    assert placed[-1] == round((T0 + 19 * 0.02 + gap) * WIRE_RATE)  # on the timestamps again
+    frames_before_the_jump = next(i for i, at in enumerate(placed) if at != AT0 + (10 + i) * 960)
+    assert frames_before_the_jump * 960 >= PERSIST_S * WIRE_RATE - 960  # a single late frame would not jump
+
+
+@pytest.mark.parametrize("ppm", [100.0, -200.0])
+def test_cursor_follows_ordinary_clock_drift_without_jumping(ppm: float) -> None:
     """A device clock off by ``ppm`` delivers 960 samples every 20 ms / (1 + ppm): over 5 minutes the error
-    grows to 60-300 ms. The cursor slews after it, never by more than SLEW_PPM, and never jumps."""
+    grows to 30-60 ms. The cursor slews after it, never by more than SLEW_PPM, and never jumps."""
     cursor = Cursor()
     period = WIRE_FRAME_SAMPLES / (WIRE_RATE * (1 + ppm * 1e-6))
     worst_error = worst_step = 0.0
@@ -78,6 +93,19 @@ def test_cursor_follows_clock_drift_slowly_without_jumping(ppm: float) -> None:
     assert cursor.jumps == 0
     assert worst_error <= (DEADBAND_S + 0.002) * WIRE_RATE  # held within a few ms of the timestamps
     assert worst_step <= WIRE_FRAME_SAMPLES * SLEW_PPM * 1e-6 + 1  # never a step the canceller would notice
+
+
+def test_cursor_drift_faster_than_its_slew_ends_in_rare_jumps() -> None:
+    """1000 ppm (beyond any pair of real cards) outruns the slew: the error grows to JUMP_S, then it jumps,
+    rarely, and the position never strays further than that from the timestamps."""
+    cursor = Cursor()
+    period = WIRE_FRAME_SAMPLES / (WIRE_RATE * (1 + 1000e-6))
+    worst = 0.0
+    for k in range(15_000):  # 5 minutes
+        began = T0 + k * period
+        worst = max(worst, abs(cursor.place(began, WIRE_FRAME_SAMPLES) - began * WIRE_RATE))
+    assert 1 <= cursor.jumps <= 30
+    assert worst <= (JUMP_S + 0.002) * WIRE_RATE
 
 
 # --- FarEnd ---------------------------------------------------------------------------------------------------

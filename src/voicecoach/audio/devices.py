@@ -295,6 +295,7 @@ class DeviceSink:
         # What was handed to the speaker, with the monotonic time its first sample plays: the echo canceller's
         # reference (audio.echo). None until someone asks for it; the callback only appends a copy.
         self.played: deque[tuple[Pcm, float]] | None = None
+        self.on_played: Callable[[], None] | None = None  # called after each block queued there (thread-safe)
         self.callback_errors = 0
         self.status_flags = 0  # callbacks with any status flag set, since the stream opened
         self.output_underflows = 0
@@ -343,6 +344,9 @@ class DeviceSink:
         if played is not None:
             at = time.monotonic()
             played.append((outdata.copy(), _dac_time(time_info, at, self.output_latency)))
+            notify = self.on_played
+            if notify is not None:
+                notify()
 
     def start(self, pull: Callable[[Pcm], None]) -> None:
         """From now on the callback fills every block with ``pull`` (the stream itself is already running)."""

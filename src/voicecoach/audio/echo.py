@@ -37,7 +37,7 @@ BLOCK_SAMPLES = WIRE_RATE // 100  # AEC3 takes exactly 10 ms per call
 # be a few ms off either way), and follows delays of hundreds of ms (tests/audio/test_echo_source.py).
 REFERENCE_LEAD_S = 0.010
 LEAD_SAMPLES = round(REFERENCE_LEAD_S * WIRE_RATE)
-LIVE_WAIT_S = 0.025  # how long a frame waits for a live far end (the call's monitor) that is behind it
+LIVE_WAIT_S = 0.025  # how long a frame waits at most for a far end that is behind it (the monitor, our playout)
 INSTALL_HINT = "pip install 'livekit>=1.2.1'"
 
 
@@ -104,8 +104,10 @@ class EchoCancelledSource:
 
     ``far`` is the reference; ``live`` says it is fed by a capture that may be a little behind the microphone
     (the call's monitor), in which case a frame waits up to :data:`LIVE_WAIT_S` for it; ``played`` is our own
-    playout tap, drained before every frame. A canceller that fails mid-run is dropped with one warning and
-    the microphone goes on unprocessed: losing the user's voice would be worse than hearing an echo.
+    playout tap, drained before every frame and waited for in the same way (a device queues its blocks only a
+    few ms before they play, and the far end is read :data:`REFERENCE_LEAD_S` ahead). A canceller that fails
+    mid-run is dropped with one warning and the microphone goes on unprocessed: losing the user's voice would
+    be worse than hearing an echo.
     """
 
     def __init__(
@@ -146,13 +148,15 @@ class EchoCancelledSource:
         at = self._cursor.place(began, WIRE_FRAME_SAMPLES)
         if self._canceller is None:
             return pcm
+        needed = at + WIRE_FRAME_SAMPLES + LEAD_SAMPLES
         if self._played is not None:
             self._played.drain()
-        needed = at + WIRE_FRAME_SAMPLES + LEAD_SAMPLES
-        if self._live and self._far_is_close_behind(needed):
-            if not await self._far.wait_until(needed, LIVE_WAIT_S):
-                self.stats.late_reference += 1
-        elif self._live and (self._far.end is None or self._far.end < needed):
+        if self._far_is_close_behind(needed):  # worth a bounded wait: the far end is coming
+            if self._played is not None:
+                self.stats.late_reference += not await self._played.wait_until(needed, LIVE_WAIT_S)
+            elif self._live:
+                self.stats.late_reference += not await self._far.wait_until(needed, LIVE_WAIT_S)
+        elif self._far.end is None or self._far.end < needed:
             self.stats.stalled_reference += 1
         out = self._cancel(pcm, at)
         self.stats.keep(self._clock() - read_at)

@@ -40,7 +40,9 @@ SPAN_S = 2.0  # far end kept: far more than any echo path AEC3 follows (it measu
 # How a stream's position follows its timestamps (Cursor): smoothing, dead band, slew limit, resync.
 TAU_S = 1.0
 DEADBAND_S = 0.002
-SLEW_PPM = 2000.0  # 10x the drift of two ordinary sound cards; AEC3 held 33 dB at 1000 ppm (next-wave.md §3.2)
+SLEW_PPM = 300.0  # above the drift of two ordinary sound cards (about 100 ppm); faster slewing hurt AEC3
+JUMP_S = 0.010
+PERSIST_S = 0.050
 RESYNC_S = 0.1
 PLAYED_BLOCKS = 256  # output blocks the device callback may queue between two drains (about 1 s at 3.7 ms)
 BRANCH_FRAMES = 10  # call-audio frames kept for the them link while its session is down (200 ms)
@@ -53,22 +55,28 @@ class Cursor:
     jitter by milliseconds from block to block (by up to 16 ms under PulseAudio's module-loopback, measured).
     So a block goes where the previous one ended, the timestamps' error is smoothed over :data:`TAU_S`, and when
     it passes :data:`DEADBAND_S` the position slews towards them at most :data:`SLEW_PPM` (AEC3 follows a
-    delay that moves this slowly; it re-converges after a jump). Only an error beyond :data:`RESYNC_S` (a
-    stall, a restarted stream) jumps.
+    delay that moves this slowly: 66-68 dB at 200 ppm, 21-45 dB when slewing at 2000 ppm, measured). It jumps
+    when the error is beyond :data:`JUMP_S` for :data:`PERSIST_S` (a real gap: an output underrun, dropped
+    frames), or at once beyond :data:`RESYNC_S` (a stall, a restarted stream); AEC3 re-converges after a jump.
     """
 
     def __init__(self) -> None:
         self._next: float | None = None
         self._error = 0.0  # smoothed (timestamp - position), in samples
+        self._beyond = 0  # samples placed in a row while the raw error was beyond JUMP_S
         self.jumps = 0  # re-anchors after the first placement
 
     def place(self, began: float, samples: int) -> int:
         wanted = began * WIRE_RATE
-        if self._next is None or abs(wanted - self._next) > RESYNC_S * WIRE_RATE:
+        raw = None if self._next is None else wanted - self._next
+        far_off = raw is not None and abs(raw) > JUMP_S * WIRE_RATE
+        self._beyond = self._beyond + samples if far_off else 0
+        if raw is None or abs(raw) > RESYNC_S * WIRE_RATE or self._beyond >= PERSIST_S * WIRE_RATE:
             self.jumps += self._next is not None
-            self._next, self._error = wanted, 0.0
+            self._next, self._error, self._beyond = wanted, 0.0, 0
         else:
-            self._error += min(1.0, samples / (TAU_S * WIRE_RATE)) * (wanted - self._next - self._error)
+            assert self._next is not None and raw is not None
+            self._error += min(1.0, samples / (TAU_S * WIRE_RATE)) * (raw - self._error)
             if abs(self._error) > DEADBAND_S * WIRE_RATE:
                 limit = samples * SLEW_PPM * 1e-6
                 step = max(-limit, min(limit, self._error))
@@ -159,6 +167,38 @@ class PlayedTap:
         self._played = played
         self._resampler = Resampler(rate, channels, WIRE_RATE, 1)
         self._cursor = Cursor()
+        self._arrived = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting = False
+
+    def notify(self) -> None:
+        """From the audio thread, after each block queued: wakes :meth:`wait_until`, only while it waits."""
+        loop = self._loop
+        if self._waiting and loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed while the stream still ran
+                loop.call_soon_threadsafe(self._arrived.set)
+
+    async def wait_until(self, sample: int, within: float) -> bool:
+        """Drain until the far end reaches ``sample``, waiting (at most ``within`` s) for the device to play on.
+
+        Needed because the far end is read ahead of the microphone (``echo.REFERENCE_LEAD_S``) and a device
+        may queue its blocks only a few ms before they play (4.5 ms measured on PulseAudio)."""
+        self.drain()
+        if self._far.end is not None and self._far.end >= sample:
+            return True
+        self._loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(within):
+                while self._far.end is None or self._far.end < sample:
+                    self._arrived.clear()
+                    self._waiting = True
+                    await self._arrived.wait()
+                    self.drain()
+        except TimeoutError:
+            return False
+        finally:
+            self._waiting = False
+        return True
 
     def drain(self) -> None:
         while self._played:
