@@ -1,4 +1,6 @@
-"""Command line: ``voicecoach run | serve | demo | devices``. Parses, wires, maps errors to exit codes; no logic.
+"""Command line: ``voicecoach run | serve | demo | devices | profiles | sessions | token-server``.
+
+Parses, wires, maps errors to exit codes; no logic.
 
 Heavy imports (aiortc, av, numpy, textual) happen inside the subcommands so that ``voicecoach --help`` is fast.
 Every :class:`~voicecoach.errors.VoicecoachError` ends the program with its one-line message on stderr and its
@@ -44,6 +46,7 @@ def _main(argv: Sequence[str] | None) -> int:
         "serve": _cmd_serve,
         "demo": _cmd_demo,
         "devices": _cmd_devices,
+        "profiles": _cmd_profiles,
         "sessions": _cmd_sessions,
         "token-server": _cmd_token_server,
     }
@@ -74,8 +77,10 @@ def _main(argv: Sequence[str] | None) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .config import load_settings
 
-    flags = {name: getattr(args, name) for name in RUN_SETTINGS}
-    settings = load_settings(args.config, flags, flag_names=flag_names_of(build_parser(), "run"))
+    flags: dict[str, Any] = {name: getattr(args, name) for name in RUN_SETTINGS}
+    flags["coach"] = {"context_files": args.context}  # --context FILE, repeated: the whole list
+    flag_names = {**flag_names_of(build_parser(), "run"), "coach.context_files": "--context"}
+    settings = load_settings(args.config, flags, flag_names=flag_names)
     from .app import run_app
 
     return _run_async(lambda stop: run_app(settings, stop, args.config))
@@ -113,6 +118,21 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 
     print(format_device_table(list_devices()))
     print(format_loopback_table())
+    return 0
+
+
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    from .config import load_settings, profile_sources, setting_origin
+    from .profiles import available_profiles, format_profiles
+
+    # The whole configuration is loaded (and so checked), as `run` would load it.
+    settings = load_settings(args.config, {"profile": args.profile})
+    active_from = setting_origin(settings, "profile")
+    print(
+        format_profiles(
+            available_profiles(settings), profile_sources(settings), settings.profile, active_from, as_json=args.json
+        )
+    )
     return 0
 
 

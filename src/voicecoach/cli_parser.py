@@ -40,6 +40,7 @@ RUN_SETTINGS = (
     "plain",
     "token_url",
     "transport",
+    "profile",
 )
 
 
@@ -116,6 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="Realtime API base ending in /v1, e.g. http://127.0.0.1:8765/v1 for voicecoach serve "
         "(default: https://api.openai.com/v1)",
+    )
+    run.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="coach for this situation: interview, meeting, study, or a [profiles.NAME] table of the config file; "
+        "'' for none (default: profile in the config file, else none; list them with voicecoach profiles)",
+    )
+    run.add_argument(
+        "--context",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="a text or Markdown file the hints draw on (a CV, a job description, an agenda); repeat for more; "
+        "replaces coach.context_files of the config file and the profile (default: none)",
     )
     run.add_argument("--model", metavar="M", help="Realtime model (default: gpt-realtime-1.5)")
     run.add_argument("--voice", metavar="V", help="the coach's voice (default: alloy)")
@@ -267,6 +282,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("devices", help="list audio input and output devices")
+
+    profiles = sub.add_parser(
+        "profiles",
+        help="list the profiles (built-in and from the config file) and which one is active",
+        description="List the profiles `voicecoach run --profile NAME` can use: the built-in ones and the "
+        "[profiles.NAME] tables of the config file, with where each comes from; * marks the active one "
+        "(--profile, VOICECOACH_PROFILE, or profile = NAME in the config file).",
+    )
+    profiles.add_argument(
+        "--config", type=Path, metavar="PATH", help="TOML settings file (default: ~/.config/voicecoach/config.toml)"
+    )
+    profiles.add_argument(
+        "--profile", metavar="NAME", help="mark this profile as the active one (default: as voicecoach run would)"
+    )
+    profiles.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON, with the settings each profile sets (default: a table)",
+    )
 
     _add_sessions_parser(sub)
 

@@ -1,10 +1,15 @@
-"""Settings: defaults < TOML file < environment < command-line flags.
+"""Settings: defaults < profile < TOML file < environment < command-line flags.
 
 Call :func:`load_settings`. It never lets a ``ValidationError`` escape: an invalid value becomes one
 :class:`~voicecoach.errors.ConfigError` line naming the source (flag, variable or file), the full dotted key
 (``coach.quick_seconds``) and what is allowed, with the closest known key for a typo. Secret values are never
 echoed in those messages. Reading the sources, and remembering where each value came from, is
 :mod:`voicecoach.config_sources`; pydantic (through pydantic-settings' ``BaseSettings``) validates the merge.
+
+The active profile (``--profile``, ``VOICECOACH_PROFILE`` or ``profile = "NAME"`` in the file) is a layer of its
+own just above the defaults (:mod:`voicecoach.profiles`), so that anything the user sets anywhere beats it; its
+errors name the profile and where its value came from. :func:`with_profile` re-merges the same layers with
+another profile (the TUI's live switch).
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .coach.settings import CoachSettings
@@ -37,9 +43,29 @@ from .config_sources import (
     read_toml,
 )
 from .errors import ConfigError
+from .profiles import (
+    BUILTIN_PROFILES,
+    PROFILE_NAME,
+    Profile,
+    available_profiles,
+    profile_layer,
+    profile_names,
+    resolve_config_paths,
+    settings_key,
+)
 from .tokenserver_settings import TokenServerSettings
 
-__all__ = ["DEFAULT_BASE_URL", "ENV_PREFIX", "Settings", "default_config_path", "load_settings", "read_toml"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "ENV_PREFIX",
+    "Settings",
+    "default_config_path",
+    "load_settings",
+    "profile_sources",
+    "read_toml",
+    "setting_origin",
+    "with_profile",
+]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # aiortc's own grammar for ICE server URLs (aiortc.rtcicetransport): checked here so a typo fails at start-up.
@@ -48,6 +74,28 @@ _ICE_URL = re.compile(r"(stun|stuns|turn|turns):[^?:\s]+(:[0-9]{1,5})?(\?transpo
 
 def default_config_path() -> Path:
     return platformdirs.user_config_path("voicecoach") / "config.toml"
+
+
+PROFILE_NAME_RULE = "profile name {name} must be 1-40 letters, digits, '-' or '_' (a bare [profiles.NAME] key)"
+# Where a value set on the settings object after loading (the echo canceller's forced mute, an edit on the
+# settings screen) came from, for with_profile, which keeps such changes.
+SESSION_CHANGE = "a change made during this session"
+
+
+@dataclass
+class _Sources:
+    """What :func:`load_settings` merged, kept on the Settings object so that :func:`with_profile` can merge
+    it again with another profile."""
+
+    # repr=False: the layers hold raw values, the API key among them.
+    toml: Layer = field(default_factory=Layer, repr=False)
+    env: Layer = field(default_factory=Layer, repr=False)
+    flags: Layer = field(default_factory=Layer, repr=False)
+    # Values changed on an earlier Settings object (see with_profile), path → value; they win over every layer.
+    changes: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False)
+    origins: Mapping[tuple[str | int, ...], str] = field(default_factory=dict)  # of the merged result
+    # The result's values, as _leaves gives them.
+    base: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False)
 
 
 class Settings(BaseSettings):
@@ -115,6 +163,13 @@ class Settings(BaseSettings):
     # --- voicecoach token-server ([token_server] in the TOML file, VOICECOACH_TOKEN_SERVER__BURST=5) ------
     token_server: TokenServerSettings = TokenServerSettings()
 
+    # --- profiles (after coach: a bad value a profile gives is reported as that coach key first) -----------
+    # The active profile: --profile, VOICECOACH_PROFILE, or profile = "NAME" in the file (the default one).
+    profile: str | None = None
+    profiles: dict[str, Profile] = {}  # the user's [profiles.NAME] tables (the built-ins are in profiles.py)
+
+    _sources: _Sources | None = PrivateAttr(default=None)
+
     @property
     def rollover_margin(self) -> float:
         """Seconds before ``session_max_seconds`` at which the session is renewed."""
@@ -164,6 +219,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"{url!r} is not a STUN/TURN URL; give one like stun:stun.example.org:3478")
         return value
 
+    @field_validator("profile", mode="before")
+    @classmethod
+    def _no_profile(cls, value: Any) -> Any:
+        return None if value == "" else value  # --profile '' runs without the file's default profile
+
+    @field_validator("profiles")
+    @classmethod
+    def _profile_names(cls, value: dict[str, Profile]) -> dict[str, Profile]:
+        for name in value:
+            if not PROFILE_NAME.fullmatch(name):
+                raise ValueError(PROFILE_NAME_RULE.format(name=repr(name)))
+        return value
+
     @field_validator("input_file", "output_file", "events_file", mode="before")
     @classmethod
     def _non_empty_path(cls, value: Any) -> Any:
@@ -208,16 +276,101 @@ def load_settings(
     """
     explicit = config_path is not None
     path = config_path if config_path is not None else default_config_path()
-    toml = layer_of(read_toml(path, required=explicit), f"config file {path}")
-    check_text(toml.values, f"config file {path}", ())
+    document = read_toml(path, required=explicit)
+    check_text(document, f"config file {path}", ())
+    # context_files in a config file are relative to that file, wherever voicecoach is started from.
+    toml = layer_of(resolve_config_paths(document, path.parent), f"config file {path}")
     env = read_env(Settings, environ)
     flags = flag_layer(overrides or {}, flag_names or {})
-    merged = merge(toml, env, flags)
+    return _build(_Sources(toml, env, flags))
+
+
+def with_profile(settings: Settings, name: str | None) -> Settings:
+    """``settings`` with profile ``name`` (None: no profile) in place of the one it was loaded with.
+
+    The sources :func:`load_settings` read are merged again around the new profile, so the config file, the
+    environment and the flags still beat it. Values changed on ``settings`` since it was loaded (the echo
+    canceller's forced mute, an edit on the settings screen) are kept over everything; for settings that did
+    not come from load_settings, that is every value that differs from the defaults. Raises ConfigError for an
+    unknown profile (listing the known ones) or a value the new profile makes invalid.
+    """
+    sources = settings._sources
+    if sources is None:
+        sources = _Sources(base=_leaves(Settings().model_dump()))
+    current = _leaves(settings.model_dump())
+    changes = dict(sources.changes)
+    changes.update({path: value for path, value in current.items() if sources.base.get(path) != value})
+    again = _Sources(sources.toml, sources.env, sources.flags, changes)
+    return _build(again, chosen=(name or None,))
+
+
+def setting_origin(settings: Settings, key: str) -> str:
+    """Where the value of a dotted ``key`` (``coach.quick_window``) came from: "the default", "config file
+    PATH", "environment variable NAME", a flag, "profile 'interview' (built-in)", or a session change."""
+    sources = settings._sources
+    return origin_of(sources.origins if sources else {}, tuple(key.split(".")))
+
+
+def profile_sources(settings: Settings) -> dict[str, str]:
+    """Each known profile → where it is defined: "built-in", the source of the user's table (e.g. "config file
+    PATH"), or "built-in, changed in config file PATH" for a table with a built-in's name."""
+    out = {}
+    for name in available_profiles(settings):
+        user = setting_origin(settings, f"profiles.{name}") if name in settings.profiles else None
+        builtin = "built-in" if name in BUILTIN_PROFILES else None
+        out[name] = f"{builtin}, changed in {user}" if builtin and user else (builtin or user or "the settings")
+    return out
+
+
+def _build(sources: _Sources, chosen: tuple[str | None] | None = None) -> Settings:
+    """Validate the layers with the profile they choose (or ``chosen``: a profile switch); keep them on it."""
+    plain = merge(sources.toml, sources.env, sources.flags)
+    top = Layer()
+    for path, value in sources.changes.items():
+        top.set(path, value, SESSION_CHANGE)
+    if chosen is not None:
+        top.set(("profile",), chosen[0], "the profile switch")
+        name: Any = chosen[0]
+        given = ""
+    else:
+        name = plain.values.get("profile")
+        given = f" from {origin_of(plain.origins, ('profile',))}"
+    layers = [sources.toml, sources.env, sources.flags, top]
+    if isinstance(name, str) and name:  # else no profile; a value that is no name fails validation below
+        user = plain.values.get("profiles")
+        known = profile_names(user if isinstance(user, Mapping) else None)
+        if name not in known:
+            near = closest(name, known)
+            hint = f"did you mean {near!r}? " if near else ""
+            raise ConfigError(
+                f"unknown profile {name!r}{given}; {hint}known profiles: {', '.join(known)} "
+                "(add one as a [profiles.NAME] table in the config file)"
+            )
+        layers.insert(0, profile_layer(name, user, plain.origins))
+    merged = merge(*layers)
     try:
-        return Settings(**merged.values)
+        settings = Settings(**merged.values)
     except ValidationError as exc:
         # from None: pydantic's error quotes the input values, and one of them may be the API key.
         raise ConfigError(_describe(exc, merged)) from None
+    sources.origins = merged.origins
+    sources.base = _leaves(settings.model_dump())
+    settings._sources = sources
+    return settings
+
+
+def _leaves(values: Mapping[str, Any]) -> dict[tuple[str, ...], Any]:
+    """A dumped Settings as path → value, one level into the tables (coach, token_server); the profile choice
+    and the user's profiles are left out (a profile switch sets the one and never changes the other)."""
+    out: dict[tuple[str, ...], Any] = {}
+    for key, value in values.items():
+        if key in ("profile", "profiles"):
+            continue
+        if key in _TABLES and isinstance(value, dict):
+            out.update({(key, sub): child for sub, child in value.items()})
+        else:
+            out[(key,)] = value
+    return out
 
 
 def _describe(exc: ValidationError, merged: Layer) -> str:
@@ -229,8 +382,12 @@ def _describe(exc: ValidationError, merged: Layer) -> str:
         named = [f for f in Settings.model_fields if re.search(rf"\b{f}\b", detail)]
         sources = "; ".join(f"{f} from {origin_of(merged.origins, (f,))}" for f in named)
         return f"invalid settings: {detail}" + (f" ({sources})" if sources else "")
+    if loc[0] == "profiles":
+        return _describe_profiles(error["type"], loc, detail, merged)
     key = dotted(loc)
     origin = origin_of(merged.origins, loc)
+    if origin.startswith("profile "):  # a value of the active profile: "... in profile 'interview' (config file X)"
+        return f"invalid {key} in {origin}: {detail}"
     if error["type"] == "extra_forbidden":
         parent = loc[:-1]
         known = _keys_at(parent)
@@ -250,6 +407,32 @@ def _describe(exc: ValidationError, merged: Layer) -> str:
     if error["type"] in ("model_type", "model_attributes_type", "dict_type"):
         detail = "must be a table of settings (a [section] in the file, a JSON object in a variable)"
     return f"invalid {key} from {origin}: {detail}"
+
+
+def _describe_profiles(kind: str, loc: tuple[str | int, ...], detail: str, merged: Layer) -> str:
+    """One line for an error in the user's ``profiles`` tables, naming the profile and where it came from."""
+    origin = origin_of(merged.origins, loc)
+    not_a_table = ("model_type", "model_attributes_type", "dict_type")
+    if len(loc) == 1:
+        if kind in not_a_table:
+            detail = "must be a table of profiles ([profiles.NAME] tables in the file, a JSON object in a variable)"
+        return f"invalid profiles from {origin}: {detail}"
+    name = str(loc[1])
+    if not PROFILE_NAME.fullmatch(name):  # (pydantic checks a table's values before the names' validator)
+        return f"invalid profiles from {origin}: {PROFILE_NAME_RULE.format(name=repr(name))}"
+    if len(loc) == 2:
+        if kind in not_a_table:
+            detail = f"must be a table of settings ([profiles.{name}] in the file)"
+        return f"invalid profile {name!r} from {origin}: {detail}"
+    leaf = str(loc[2])
+    if kind == "extra_forbidden":
+        known = [k for k in Profile.model_fields if k != "description"]
+        near = closest(leaf, known)
+        hint = f"did you mean {near}?" if near else f"a profile sets: {', '.join(known)}"
+        shown = leaf if leaf.isidentifier() else repr(leaf)  # a key may hold anything, a newline included
+        return f"unknown setting {shown} in profile {name!r} ({origin}); {hint}"
+    key = settings_key(leaf) + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc[3:])
+    return f"invalid {key} in profile {name!r} ({origin}): {detail}"
 
 
 def _keys_at(parent: tuple[str | int, ...]) -> list[str]:

@@ -212,10 +212,12 @@ def _decode_env(model: type[BaseModel], path: tuple[str, ...], raw: str, origin:
         assert nested is not None  # env_names only makes two-part paths for nested tables
         annotation = nested.model_fields[path[1]].annotation
     key = dotted(path)
-    if nested_model(annotation) is not None:
-        value = _json(raw, origin, key, 'a JSON object like {"quick_window": 4}')
+    if nested_model(annotation) is not None or _is_dict(annotation):
+        # A table of tables (profiles) is a JSON object too, one level deeper.
+        example = '{"interview": {"quick_window": 4}}' if _is_dict(annotation) else '{"quick_window": 4}'
+        value = _json(raw, origin, key, f"a JSON object like {example}")
         if not isinstance(value, dict):
-            raise ConfigError(f'invalid {key} from {origin}: must be a JSON object like {{"quick_window": 4}}')
+            raise ConfigError(f"invalid {key} from {origin}: must be a JSON object like {example}")
         return value
     if _is_list(annotation):
         if raw.lstrip().startswith("["):
@@ -238,6 +240,13 @@ def nested_model(annotation: Any) -> type[BaseModel] | None:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     return None
+
+
+def _is_dict(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_dict(a) for a in typing.get_args(annotation) if a is not type(None))
+    return origin is dict
 
 
 def _is_list(annotation: Any) -> bool:

@@ -10,6 +10,7 @@ Our side and the server's side are kept apart::
     VoicecoachError                      exit 1 unless noted
     ├── UsageError                       exit 2: the user asked for something we cannot do
     │   ├── ConfigError                  bad value in a flag, variable or config file
+    │   │   └── ContextError             a context file cannot be used (missing, not text, too large)
     │   └── AudioError                   audio input/output cannot be opened
     │       ├── PortAudioMissing         libportaudio2 is not installed
     │       ├── DeviceNotFound           no such device / no devices at all
@@ -46,6 +47,10 @@ class UsageError(VoicecoachError):
 
 class ConfigError(UsageError):
     """A setting has an invalid value. The message names its source, the field and what is allowed."""
+
+
+class ContextError(ConfigError):
+    """A context file (``--context``, ``coach.context_files``) cannot be used; the message names the file."""
 
 
 class AudioError(UsageError):
