@@ -5,24 +5,45 @@ Pure: no I/O and no clock. A hint is an out-of-band ``response.create`` (``conve
 ``input`` is the last N transcript messages (N = ``quick_window`` or ``full_window``), so its cost is bounded by
 N and not by the meeting's length. The request names itself in ``metadata`` (tier and number); the server
 echoes that on ``response.created``, which is how :func:`claim` tells our responses from anyone else's.
+
+The prompt cache (realtime-protocol.md §9: cached input costs a tenth) serves the longest *prefix* a request
+shares with an earlier one, so the request is laid out stable part first: the instructions (the tier's text,
+plus a fixed who-is-who suffix when the call's audio is captured), then the context message (the person's
+documents, :class:`Prompt`), then the window, the only part that changes from hint to hint. Nothing variable
+(a time, a count, a hint number) may ever go into the first two: it would make every hint pay for the context.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..protocol import client_events as ce
 from ..protocol import server_events as se
 from .actions import Action, Notice
 from .conversation import Conversation, Message
-from .labels import message_label
+from .labels import message_label, speaker_label
 from .settings import CoachSettings, Tier
 from .timing import PENDING_TIMEOUT_S
 
 METADATA_KEY = "voicecoach_tier"
 HINT_KEY = "voicecoach_hint"
 NOTHING_SAID = "(nothing has been said yet)"
+# The context message's fixed first line. Changing it changes every request's cached prefix: keep it fixed.
+CONTEXT_PREFACE = "Background the person gave you (their documents); use it, never invent beyond it:"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What every hint carries besides its window, the same for hint after hint so the server caches it.
+
+    ``context_text``: the person's documents (``Context.text``, rendered once at start), "" for none.
+    ``them_captured``: the other side of the call is transcribed (a "them" channel exists), so the
+    instructions say who is who (:func:`who_is_who`).
+    """
+
+    context_text: str = ""
+    them_captured: bool = False
 
 
 @dataclass
@@ -44,6 +65,7 @@ class Hint:
     # (``heard_in``), so a reader sees the words before the request they caused. The request itself is not held.
     held: Notice | None = None
     heard_in: str | None = None
+    prompt: Prompt = field(default_factory=Prompt)  # the context and labels it is asked with (Hints.prompt)
 
     @property
     def silent_until(self) -> float | None:
@@ -56,13 +78,14 @@ class Hint:
 class Hints:
     """The hints asked for and not finished playing, oldest first. Numbers count up over the whole run."""
 
-    def __init__(self) -> None:
+    def __init__(self, prompt: Prompt | None = None) -> None:
         self._hints: list[Hint] = []
         self._count = 0
+        self.prompt = prompt or Prompt()  # what each new hint is asked with (the coach keeps it current)
 
     def new(self, tier: Tier, now: float, heard_in: str | None = None) -> Hint:
         self._count += 1
-        hint = Hint(tier=tier, number=self._count, asked_at=now, sent_at=now, heard_in=heard_in)
+        hint = Hint(tier=tier, number=self._count, asked_at=now, sent_at=now, heard_in=heard_in, prompt=self.prompt)
         self._hints.append(hint)
         return hint
 
@@ -126,20 +149,61 @@ def release(hints: Iterable[Hint]) -> list[Action]:
 def hint_request(
     hint: Hint, conversation: Conversation, settings: CoachSettings, server_items: Collection[str]
 ) -> ce.ResponseCreate:
-    """The ``response.create`` for ``hint``: its window of the transcript, instructions and output budget."""
+    """The ``response.create`` for ``hint``: instructions, then its context and window, and its output budget.
+
+    ``input`` is [the context message (when there is a context), the window]: context first, so that the
+    instructions and the context are the same leading bytes in every hint of a tier (see the module docstring).
+    """
     window = conversation.window(settings.quick_window if hint.tier == "quick" else settings.full_window)
-    instructions = settings.quick_instructions if hint.tier == "quick" else settings.full_instructions
     return ce.ResponseCreate(
         event_id=f"vc_hint_{hint.number}",
         response=ce.ResponseParams(
             conversation="none",
-            input=window_input(window, settings, server_items),
-            instructions=instructions,
+            input=[*context_input(hint.prompt.context_text), *window_input(window, settings, server_items)],
+            instructions=hint_instructions(settings, hint.tier, hint.prompt.them_captured),
             max_output_tokens=settings.max_output_tokens(hint.tier),
             metadata={METADATA_KEY: hint.tier, HINT_KEY: str(hint.number)},
             output_modalities=["audio"],
         ),
     )
+
+
+def hint_instructions(settings: CoachSettings, tier: Tier, them_captured: bool) -> str:
+    """The tier's instructions; with the call's audio captured, followed by the fixed :func:`who_is_who`."""
+    instructions = settings.quick_instructions if tier == "quick" else settings.full_instructions
+    if not them_captured:
+        return instructions
+    return f"{instructions}\n\n{who_is_who(tier, settings.them_label)}"
+
+
+def who_is_who(tier: Tier, them_label: str) -> str:
+    """Who the conversation's speakers are, and that a question from the other side is answered for the person,
+    in their own voice. Conditional ("if ... asks"), so that it adds to any tier's or profile's instructions
+    (a tutor's check question, a meeting's next step) without overriding them.
+
+    A fixed text per tier and label (no variable part), so that it stays in the cached prefix."""
+    you, them = speaker_label("user"), f'"{them_label}"'
+    names = f'In the conversation, "{you}" is the person you are coaching and {them} is the other side of the call.'
+    if tier == "quick":
+        task = (
+            f"If the last thing {them} said asks the person something, answer it for them: in the person's own "
+            "voice (first person), as words they can say as they are, short enough to say aloud."
+        )
+    else:
+        task = (
+            f"If the last thing {them} said asks the person something, include the answer they can give, in their "
+            "own voice (first person), in sentences short enough to say aloud."
+        )
+    return f"{names} {task}"
+
+
+def context_input(context_text: str) -> list[ce.ResponseInput]:
+    """The context as ``response.input``'s first message, [] for none. A user message, not a system one:
+    the documents are the person's material to draw on, and text inside them must not outrank the instructions.
+    Byte-stable for the same text: a fixed preface, a blank line, the text as it is."""
+    if not context_text.strip():
+        return []
+    return [ce.user_text(f"{CONTEXT_PREFACE}\n\n{context_text}")]
 
 
 def window_input(

@@ -166,7 +166,8 @@ def build_response(s: RealtimeSession, params: dict[str, Any], now: float) -> Re
             metadata=params.get("metadata"),
             conversation=s.conversation if in_band else None,
             input_segments=segments,
-            previous_segments=s.previous_segments,
+            # What it is compared with for ``cached_tokens``: the earlier prompt sharing the longest prefix.
+            previous_segments=list(s.prompt_cache.match(segments)),
         ),
         s.ids,
         now,
@@ -174,7 +175,7 @@ def build_response(s: RealtimeSession, params: dict[str, Any], now: float) -> Re
         speed=s.options.generation_speed,
         stream_audio=s.options.transport == "websocket",
     )
-    s.previous_segments = segments
+    s.prompt_cache.remember(segments)  # the prompt is read when the response starts, cancelled or not
     return response
 
 

@@ -48,7 +48,7 @@ from .outputs import ClearAudio, CloseCall, Output, SendEvent
 from .responses import Response
 from .scenario import Scenario, ScenarioCursor
 from .schema import WireError, invalid_value
-from .usage import RateLimiter, Segment, transcription_usage
+from .usage import PromptCache, RateLimiter, transcription_usage
 from .validation import EVENTS
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class RealtimeSession:
         self.event_types = tuple(k for k in EVENTS if k not in refused)
         self.limiter = RateLimiter()
         self.responses: list[Response] = []  # unsettled ones: generating, or with audio still to report
-        self.previous_segments: list[Segment] = []
+        self.prompt_cache = PromptCache()  # the inputs of its latest responses: what a new one finds cached
         self.assistant_audio_produced = False
         self.last_audio_response: str | None = None
         self.pending_item: str | None = None  # user item id of the VAD turn in progress

@@ -6,16 +6,36 @@ Rules (the published rates, rounded the simple way):
 * user audio: 10 tokens per second; assistant audio: 20 tokens per second;
 * the *input* of a response is its instructions plus its context: the whole conversation for an in-band
   response, only its ``input`` list for an out-of-band one — the reason bounded windows bound the cost;
-* ``cached_tokens`` is the part of the input that repeats, from the start, the previous response's input, in
-  whole blocks of 64 tokens, so it is always a subset of ``input_tokens``;
+* ``cached_tokens`` (:class:`PromptCache`) is the longest prefix the input shares with the input of *any* of
+  the session's last :data:`CACHE_PROMPTS` responses, rounded down to whole blocks by :data:`RECORDED_RULE`:
+  64-token blocks, from the first block on. It is always a subset of ``input_tokens``;
 * a response cancelled before any output costs nothing (all-zero usage);
 * input transcription is billed apart (tokens or seconds of committed audio, by model: transcription_usage).
+
+The prompt cache, what is recorded and what is not:
+
+* RECORDED (realtime-protocol.md §4.3, a real GA ``response.done``): 64 of 132 input tokens cached (all audio),
+  so the Realtime API caches prompts far shorter than 1,024 tokens, and 64 tokens is a block it reports.
+  That recording is why the rule here is 64-token blocks with no 1,024-token minimum.
+* DOCUMENTED for the text APIs (the prompt-caching guide): caching starts at 1,024 tokens and grows in
+  128-token steps. The recording contradicts its minimum for the Realtime API, so it is not the rule here; it is
+  kept as :data:`DOCUMENTED_RULE` for comparison (``cached_tokens(..., rule=DOCUMENTED_RULE)``). For the
+  cost of a hint with a context of thousands of tokens the two rules differ by less than one 128-token block.
+* UNCONFIRMED: whether the Realtime step is always 64 (one recording shows one block); whether out-of-band
+  responses (``conversation: "none"``) hit the same cache as in-band ones (assumed: yes, the cache is of the
+  prompt's tokens); how long an entry lives (the text APIs say minutes of inactivity; here: the last 64
+  prompts of the session, however old); whether a new session (a rollover) finds the old one's entries (the
+  text APIs' cache is not per session; here it is, so a fresh session starts cold: the conservative side).
+* Matching is by whole input pieces (the instructions, each item): a piece that differs from its first token on
+  or half way through counts as not shared, where the real cache would share its first tokens. Conservative
+  too, and exact for a hint, whose instructions and context are repeated whole and whose window changes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +46,7 @@ USER_AUDIO_TOKENS_PER_S = 10
 ASSISTANT_AUDIO_TOKENS_PER_S = 20
 CHARS_PER_TOKEN = 4
 CACHE_BLOCK = 64
+CACHE_PROMPTS = 64  # the prompts a session remembers for its prompt cache (bounded memory and matching time)
 RATE_LIMIT_TOKENS = 40_000
 
 
@@ -51,14 +72,38 @@ class Segment:
     audio: int = 0
 
 
-def cached_tokens(previous: Sequence[Segment], current: Sequence[Segment]) -> tuple[int, int]:
-    """(text, audio) tokens of ``current`` that repeat ``previous`` from the start, in 64-token blocks."""
-    prefix: list[Segment] = []
+@dataclass(frozen=True)
+class CacheRule:
+    """How a shared prefix of ``shared`` tokens is reported cached: whole ``block``s, none below ``minimum``."""
+
+    block: int
+    minimum: int
+
+    def cached(self, shared: int) -> int:
+        tokens = shared // self.block * self.block
+        return tokens if tokens >= self.minimum else 0
+
+
+RECORDED_RULE = CacheRule(block=CACHE_BLOCK, minimum=CACHE_BLOCK)  # the rule in force (see the docstring)
+DOCUMENTED_RULE = CacheRule(block=128, minimum=1024)  # the text APIs' documented rule, for comparison
+
+
+def shared_prefix(previous: Sequence[Segment], current: Sequence[Segment]) -> int:
+    """How many leading segments ``current`` shares with ``previous``."""
+    n = 0
     for before, now in zip(previous, current, strict=False):
         if before != now:
             break
-        prefix.append(now)
-    budget = sum(s.text + s.audio for s in prefix) // CACHE_BLOCK * CACHE_BLOCK
+        n += 1
+    return n
+
+
+def cached_tokens(
+    previous: Sequence[Segment], current: Sequence[Segment], rule: CacheRule = RECORDED_RULE
+) -> tuple[int, int]:
+    """(text, audio) tokens of ``current`` that repeat ``previous`` from the start, in whole blocks of ``rule``."""
+    prefix = current[: shared_prefix(previous, current)]
+    budget = rule.cached(sum(s.text + s.audio for s in prefix))
     cached_text = cached_audio = 0
     for seg in prefix:  # fill the cached budget in context order
         take_text = min(seg.text, budget)
@@ -68,6 +113,40 @@ def cached_tokens(previous: Sequence[Segment], current: Sequence[Segment]) -> tu
         cached_text += take_text
         cached_audio += take_audio
     return cached_text, cached_audio
+
+
+class PromptCache:
+    """The inputs of a session's latest responses, to find what a new one repeats (the prompt cache).
+
+    :meth:`match` gives the remembered prompt sharing the longest prefix (in tokens) with a new one: what
+    :func:`cached_tokens` compares against. :meth:`remember` keeps the last ``size`` prompts; a prompt that
+    another one extends is dropped (whatever shares a prefix with it shares at least as much with the longer
+    one), so an in-band conversation that grows turn by turn holds one entry, not one per turn.
+    """
+
+    def __init__(self, size: int = CACHE_PROMPTS) -> None:
+        self._prompts: deque[tuple[Segment, ...]] = deque(maxlen=size)
+
+    def __len__(self) -> int:
+        return len(self._prompts)
+
+    def match(self, segments: Sequence[Segment]) -> tuple[Segment, ...]:
+        """The remembered prompt with the longest shared prefix in tokens (the newest on a tie); () for none."""
+        best: tuple[Segment, ...] = ()
+        best_tokens = 0
+        for prompt in reversed(self._prompts):
+            n = shared_prefix(prompt, segments)
+            tokens = sum(s.text + s.audio for s in segments[:n])
+            if tokens > best_tokens:
+                best, best_tokens = prompt, tokens
+        return best
+
+    def remember(self, segments: Sequence[Segment]) -> None:
+        prompt = tuple(segments)
+        kept = [p for p in self._prompts if shared_prefix(p, prompt) < len(p)]  # drop those it extends
+        if len(kept) != len(self._prompts):
+            self._prompts = deque(kept, maxlen=self._prompts.maxlen)
+        self._prompts.append(prompt)
 
 
 @dataclass
