@@ -35,6 +35,7 @@ from .coach.actions import (
     TranscriptChanged,
 )
 from .coach.conversation import Message
+from .coach.cost import CostBreakdown
 from .coach.labels import JOURNAL_SPEAKERS, message_label
 from .errors import SessionError, TransportError, VoicecoachError
 from .events_log import EventsLog
@@ -63,6 +64,7 @@ class RunReport:
     device_underruns: int = 0  # times the sound card itself ran dry (PortAudio/ALSA underflows)
     end_error: VoicecoachError | None = None  # the server ended the run for good
     them_links: int = 0  # connections of the other side's transcription link (0: the run had no them source)
+    cost: CostBreakdown | None = None  # the cost in parts (hints, of which context; each channel's transcription)
 
 
 class RunControl(Protocol):
@@ -98,6 +100,7 @@ class Executor:
         self.link: Link | None = None  # the link events go out on; None while (re)connecting
         self.muted = False  # outlives links: a reconnect keeps the user's mute
         self._epoch_of: Link | None = None  # the link whose audio epoch new_audio_epoch() last gave
+        self._hint_lines: dict[str, int] = {}  # response id → its line in report.transcript (a cut rewrites it)
 
     def new_audio_epoch(self) -> float | None:
         """The current link's audio epoch (:attr:`Link.audio_epoch`) the first time it is known, else None."""
@@ -139,7 +142,7 @@ class Executor:
                 self._log_local(
                     {"type": "voicecoach.metric", "name": action.name, "value": action.value, **action.data}
                 )
-            case TranscriptChanged(message=m, final=True) if m.text.strip():
+            case TranscriptChanged(message=m, final=True) if m.text.strip() or m.generated_text:
                 self._keep(m)
             case Interrupted(why=why):
                 self.journal.interrupt(why)
@@ -163,13 +166,34 @@ class Executor:
         though the two channels finish their transcripts out of order."""
         text = m.text.strip()
         said = time.time() - (self.clock() - m.started_at)
+        if m.role == "coach" and m.generated_text is not None:
+            self._keep_cut(m, text, said)
+            return
         if m.role == "coach":
             kept = self.journal.hint(m.item_id, m.tier or "", text, interrupted=m.interrupted, started_at=said)
+            if kept:
+                self._hint_lines[m.item_id] = len(self.report.transcript)
         else:
             speaker, label = JOURNAL_SPEAKERS[m.role], m.label
             kept = self.journal.utterance(m.item_id, text, speaker=speaker, started_at=said, label=label)
         if kept:
             self.report.transcript.append(f"{message_label(m)}: {text}")
+
+    def _keep_cut(self, m: Message, text: str, said: float) -> None:
+        """A hint cut short: kept (or amended) as the words played; its report line says so."""
+        assert m.generated_text is not None
+        kept = self.journal.hint_cut(
+            m.item_id, m.tier or "", text, generated_text=m.generated_text, played_ms=m.played_ms or 0.0,
+            trim=m.trim or "", started_at=said,
+        )  # fmt: skip
+        if not kept:
+            return
+        line = f"{message_label(m)}: {text} [interrupted]".replace(":  [", ": [")
+        at = self._hint_lines.pop(m.item_id, None)
+        if at is not None:
+            self.report.transcript[at] = line
+        else:
+            self.report.transcript.append(line)
 
     def received(self, raw: str | bytes, now: float, channel: str | None = None) -> ServerEvent:
         """Parse one server message and log it; bad input becomes data (a MalformedEvent), never an exception.

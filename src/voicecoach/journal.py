@@ -73,6 +73,7 @@ class Journal:
         self._started = self._file.started if self._file is not None else self._clock()
         self._on_error = on_error
         self._seen: set[tuple[str, str]] = set()  # (speaker or "coach", item id) of every finished item
+        self._cut: set[str] = set()  # hints kept as cut short (their record, or their amendment, is written)
         self._interrupts = 0
         self._enqueued = 0
         self._closed = False
@@ -126,6 +127,36 @@ class Journal:
         if not text or not self._first("coach", item_id):
             return False
         record = {"kind": "hint", "key": item_id, "tier": tier, "text": text, "interrupted": interrupted}
+        _stamp_start(record, started_at)
+        self._put(record)
+        return True
+
+    def hint_cut(
+        self,
+        item_id: str,
+        tier: str,
+        text: str,
+        *,
+        generated_text: str,
+        played_ms: float,
+        trim: str,
+        started_at: float | None = None,
+    ) -> bool:
+        """Keep a hint that was cut short: ``text`` is what was played, ``generated_text`` all that was generated.
+
+        A hint not kept yet gets one record, ``interrupted`` with both texts. One already kept whole (its
+        transcript finished before the cut) gets an amendment: a second ``hint`` record whose ``amends`` names the
+        first one's key, which readers apply to it (:func:`voicecoach.transcript.items_of`), so the first record
+        stays as it was fsynced. False if nothing was written (a repeat, nothing generated, or closed).
+        """
+        text, generated = text.strip(), generated_text.strip()
+        if not generated or self._closed or item_id in self._cut:
+            return False
+        record: dict[str, Any] = {"kind": "hint", "key": item_id, "tier": tier, "text": text, "interrupted": True}
+        if not self._first("coach", item_id):
+            record |= {"key": f"{item_id}#cut", "amends": item_id}
+        self._cut.add(item_id)
+        record |= {"generated_text": generated, "played_ms": round(played_ms), "trim": trim}
         _stamp_start(record, started_at)
         self._put(record)
         return True

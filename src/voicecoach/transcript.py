@@ -12,6 +12,11 @@ Two speakers: an utterance names its speaker (``"speaker": "them"``, absent for 
 setting, the label a reader knows them by (``"label": "Interviewer"``). The records are written as transcripts
 finish, which for two channels is not the order things were said, so every rendering lists the items by when
 they began (``started_at``, else the time they were written; ties keep file order).
+
+A hint cut short is shown as the words that were played, then ``[interrupted]``; its record keeps everything
+that was generated as ``generated_text`` (with ``played_ms`` and ``trim``, how the two were matched). When the
+hint had already been written whole, the cut comes as a second ``hint`` record that ``amends`` the first (by its
+key): :func:`items_of` applies it there. Files from before either field read as they always did.
 """
 
 from __future__ import annotations
@@ -51,12 +56,31 @@ def header_of(records: Sequence[Record]) -> Record:
 def items_of(records: Sequence[Record]) -> list[Record]:
     """The transcript items (utterances, hints, interrupts, unknown kinds) without the header and the summary,
     in the order they were spoken (see the module docstring)."""
-    items = [r for r in records if r.get("kind") not in _NOT_ITEMS]
+    items = _amended([r for r in records if r.get("kind") not in _NOT_ITEMS])
     moments = [parse_time(r.get("started_at")) or parse_time(r.get("t")) for r in items]
     if any(m is None for m in moments):
         return items  # a hand-edited file without times: file order is all there is
     order = sorted(range(len(items)), key=lambda i: (moments[i], i))
     return [items[i] for i in order]
+
+
+def _amended(items: list[Record]) -> list[Record]:
+    """Each amendment (a record with ``amends``: a key) folded into the record it names, which keeps its place;
+    an amendment whose record is missing (a torn line) stands in for it."""
+    if not any("amends" in r for r in items):  # the usual file: nothing to do
+        return items
+    at = {r["key"]: i for i, r in enumerate(items) if isinstance(r.get("key"), str) and "amends" not in r}
+    out: list[Record | None] = list(items)
+    for i, record in enumerate(items):
+        target = record.get("amends")
+        if not isinstance(target, str) or target not in at:
+            continue
+        j = at[target]
+        base = out[j]
+        assert base is not None
+        changes = {k: v for k, v in record.items() if k not in ("key", "amends", "t", "started_at")}
+        out[j], out[i] = {**base, **changes}, None
+    return [r for r in out if r is not None]
 
 
 def is_empty(records: Sequence[Record]) -> bool:
@@ -151,8 +175,8 @@ def describe(item: Record, *, markdown: bool) -> str:
         who = speaker_of(item)
     elif kind == "hint":
         who = f"Coach ({TIER_LABELS.get(str(item.get('tier')), str(item.get('tier', 'hint')))})"
-        if item.get("interrupted"):
-            text += " _(interrupted)_" if markdown else " [interrupted]"
+        if item.get("interrupted"):  # the text is what was played, up to where it was cut
+            text = (text + (" _(interrupted)_" if markdown else " [interrupted]")).lstrip()
     elif kind == "interrupt":
         why = one_line(str(item.get("why", "")))
         return f"_Interrupted ({why})_" if markdown else f"-- interrupted ({why})"

@@ -11,12 +11,17 @@ Two links: the main one (``handle``: the microphone, "you") and the other side's
 interleave as spoken; ``them_disconnected(now, reason)`` when that link is gone (see :mod:`.speakers`).
 
 Listening is silent: the session runs ``server_vad`` with ``create_response: false`` so the model never
-answers on its own. What a hint sends is in :mod:`.hints`.
+answers on its own. What a hint sends is in :mod:`.hints`: the instructions, the context (``context_text``,
+the person's documents) and the transcript window, stable part first so that the server's prompt cache serves
+everything but the window. Once the call's audio is captured (``them_capture=True``, or the "them" link's first
+``channel_started``/event), the instructions also say who is who; that stays for the rest of the run, so that a
+"them" link that drops for a while does not change every hint's cached prefix twice.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import assert_never
 
 from ..protocol import server_events as se
@@ -35,7 +40,7 @@ from .actions import (
 from .conversation import Conversation
 from .cost import Channel, CostMeter
 from .hint_flow import HintFlow
-from .hints import Hints, carry_over, release
+from .hints import Hints, Prompt, carry_over, release
 from .listen import Heard, Listener
 from .server_errors import error_actions
 from .settings import CoachSettings
@@ -55,7 +60,11 @@ class Coach(HintFlow):
         model: str = "gpt-realtime-1.5",
         timing: TimingSettings | None = None,
         transcription_models: dict[Channel, str] | None = None,
+        context_text: str = "",
+        them_capture: bool = False,
     ) -> None:
+        """``context_text``: the person's documents, sent before the window with every hint (``Context.text``).
+        ``them_capture``: the runner has a source for the call's audio (a "them" link will run)."""
         self.settings = settings or CoachSettings()
         self.timing = timing or TimingSettings()
         self.state = State.DISCONNECTED
@@ -67,18 +76,35 @@ class Coach(HintFlow):
         self.speakers = Speakers(self.conversation, self.cost)
         self.prices: Prices = prices_for(model)
         self.user_muted = False
-        self._hints = Hints()
+        self._hints = Hints(Prompt(context_text=context_text, them_captured=them_capture))
         self.sessions = 0  # how many times we connected; > 1 means the context must be carried over
         self._server_items: set[str] = set()  # user items that exist in the current server session
         self._server_tracks_playback = False  # seen output_audio_buffer.* from this server
         self._clocks = Deadlines(self.timing)
         self.reconfigure(self.settings)
 
-    def reconfigure(self, settings: CoachSettings) -> None:
-        """Apply new settings (phrases, windows, durations, labels) at once. Raises ValueError for bad phrases."""
+    def reconfigure(self, settings: CoachSettings, context_text: str | None = None) -> None:
+        """Apply new settings (phrases, windows, durations, labels, instructions) and, unless None, a new context,
+        from the next hint on. Raises ValueError for bad phrases (nothing is changed then)."""
         self._listener = Listener(settings)
         self.settings = settings
         self.speakers.them_label = settings.them_label
+        if context_text is not None:
+            self.context_text = context_text
+
+    @property
+    def context_text(self) -> str:
+        """The context every hint carries ("" for none); setting it applies from the next hint on."""
+        return self._hints.prompt.context_text
+
+    @context_text.setter
+    def context_text(self, text: str) -> None:
+        self._hints.prompt = replace(self._hints.prompt, context_text=text)
+
+    @property
+    def them_captured(self) -> bool:
+        """The call's audio is (or was, this run) transcribed: the hints' instructions say who is who."""
+        return self._hints.prompt.them_captured
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -106,7 +132,7 @@ class Coach(HintFlow):
         return [*actions, Notice("warning", f"disconnected: {reason}")]
 
     def close(self, now: float) -> list[Action]:
-        return [*release(self._hints), *self._move(Move.CLOSE)]
+        return [*self._cut_short(now), *self._move(Move.CLOSE)]  # a hint still playing is kept as heard
 
     @property
     def busy(self) -> bool:
@@ -132,9 +158,12 @@ class Coach(HintFlow):
         """A link's new session takes audio: its first sample was captured at ``epoch`` (monotonic seconds, the
         clock of ``now``; None: unknown, turns are then placed by arrival). Call it again after each reconnect."""
         self.speakers.clock.started(channel, epoch)
+        if channel == "them":
+            self._them_heard()
 
     def handle_them(self, event: se.ServerEvent, now: float) -> list[Action]:
         """An event of the other side's link. It never fires or stops a hint; it may settle a held trigger."""
+        self._them_heard()
         speaking = {h.response_id for h in self._hints if h.response_id is not None}
         return [*self.speakers.them(event, now, speaking), *self._release_held(now)]
 
@@ -152,8 +181,11 @@ class Coach(HintFlow):
         """Act on the deadlines that have come: drop silent hints, end playback after the hang-over, then end
         the run (``--duration``) or roll over to a fresh session (:class:`Reconnect`)."""
         actions, hint = [*self._drop_stale(now), *self._release_held(now)], self._hints.audible
-        if self._clocks.hangover.fire(now) and not self._server_tracks_playback and hint and not hint.generating:
+        quiet_again = self._clocks.hangover.fire(now)
+        if quiet_again and not self._server_tracks_playback and hint and not hint.generating:
             actions += self._audio_finished(hint, now) if hint.audio_started_at is not None else []
+        if quiet_again and self.settings.mute_mic_while_speaking:
+            actions += self._mic_actions()  # the fallback mute lifts only now (hint_flow._mic_actions)
         if self._clocks.duration.fire(now):
             actions.append(EndSession(self._clocks.duration.reason))
         elif self._clocks.input_end.fire(now, self._clocks.idle(self.quiet)):
@@ -189,6 +221,7 @@ class Coach(HintFlow):
     def handle(self, event: se.ServerEvent, now: float) -> list[Action]:
         """An event of the main link (the microphone's)."""
         self._clocks.track_turn(event)
+        self._track_speech(event)  # before the dispatch: a transcript delta's anchor is the text before it
         placed = self.speakers.mic(event, now)  # before the dispatch: a turn goes where it was spoken
         return [*self._drop_stale(now), *self._dispatch(event, now), *placed]
 
@@ -283,7 +316,7 @@ class Coach(HintFlow):
                     actions += self._move(Move.SPEAK)
                 return [*actions, *self._mic_actions()]
             case Intent.QUIT:
-                return [Quit()]
+                return [*self._cut_short(now), Quit()]  # what was playing is kept as what was heard
             case _:
                 assert_never(intent)
 
@@ -323,6 +356,11 @@ class Coach(HintFlow):
         for held in fire:
             actions += self._ask(held.tier, now, said=held.phrase)
         return actions
+
+    def _them_heard(self) -> None:
+        """The call's audio is captured: from the next hint on, the instructions say who is who (for good)."""
+        if not self._hints.prompt.them_captured:
+            self._hints.prompt = replace(self._hints.prompt, them_captured=True)
 
     def _echo_notice(self, phrase: str) -> Notice:
         who = self.settings.them_label

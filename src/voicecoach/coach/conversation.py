@@ -37,7 +37,10 @@ class Message:
     said (speech started), else when the message was first heard of; messages are ordered by it. ``label`` names
     the speaker where it is a setting (``them_label``: "Interviewer"); None means the role's own label.
     ``audible_until``: for a hint, when its playback ended (None while it plays, or if it never did).
-    Messages handed out are the live objects: read them, do not mutate them.
+    A hint cut short (:meth:`Conversation.coach_cut`) has ``text`` = the words that were played, so that views,
+    session files and later hint windows carry what the person heard; ``generated_text`` is then everything the
+    model generated before the cut, ``played_ms`` what was heard of it and ``trim`` how the two were matched
+    (:mod:`.played`). Messages handed out are the live objects: read them, do not mutate them.
     """
 
     item_id: str
@@ -50,6 +53,9 @@ class Message:
     interrupted: bool = False
     label: str | None = None
     audible_until: float | None = None
+    generated_text: str | None = None
+    played_ms: float | None = None
+    trim: str | None = None
 
 
 _Key = tuple[Role, str]  # user item ids and response ids are separate namespaces
@@ -170,7 +176,7 @@ class Conversation:
         is sticky, and ``ended_at`` moves to the moment of the interruption.
         """
         message = self._get_or_append(("coach", response_id), now)
-        if transcript is not None:
+        if transcript is not None and message.generated_text is None:  # a cut hint keeps its played words
             message.text = transcript
         if not message.done or (interrupted and not message.interrupted):
             message.ended_at = now
@@ -178,6 +184,16 @@ class Conversation:
             message.audible_until = now  # an interrupt flushes the player: its sound ends here
         message.done = True
         message.interrupted = message.interrupted or interrupted
+        return message
+
+    def coach_cut(self, response_id: str, played: str, played_ms: float, trim: str, now: float) -> Message:
+        """The hint was cut short after ``played_ms`` of its audio: its text becomes ``played`` (a prefix of the
+        text so far, which is kept as ``generated_text``). Interrupted, as :meth:`coach_done`; only the first
+        cut counts (the text no longer grows once cut)."""
+        message = self.coach_done(response_id, None, now, interrupted=True)
+        if message.generated_text is None:
+            message.generated_text, message.text = message.text, played
+            message.played_ms, message.trim = played_ms, trim
         return message
 
     def coach_silent(self, response_id: str, now: float) -> None:

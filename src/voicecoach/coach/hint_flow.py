@@ -3,6 +3,10 @@
 Pure, like the rest of the coach: this is the part of :class:`~voicecoach.coach.coach.Coach` that moves hints
 (``Coach`` inherits it; it has no state of its own: the attributes below are the coach's). Split out so each
 module stays small; the call order and the contracts are the coach's docstring.
+
+A hint cut short (interrupted, or still playing when the run ends) is kept as what was played (:meth:`_cut`,
+:mod:`.played`), and every hint response is priced from what it generated until its usage comes
+(:class:`~.cost.CostMeter`, :mod:`.estimate`).
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from .actions import (
     StatusChanged,
     TranscriptChanged,
 )
-from .conversation import Conversation
+from .conversation import Conversation, Message
 from .cost import CostMeter
+from .estimate import request_size
 from .hints import Hint, Hints, hint_request, release
 from .labels import tier_label
+from .played import AUDIO_MS_FIELD, Speech, played_part
 from .settings import CoachSettings, Tier
 from .state import Move, State, next_state
 from .timing import Deadlines
@@ -49,6 +55,8 @@ class HintFlow:
     _server_items: set[str]
     _server_tracks_playback: bool
     _clocks: Deadlines
+    # The context block every hint request carries first (empty: none); it is priced apart in the summary.
+    context_text: str = ""
 
     @property
     def live(self) -> bool:
@@ -64,6 +72,7 @@ class HintFlow:
             actions += self._interrupt(now, f"new {tier} request")
         hint = self._hints.new(tier, now, heard_in)
         event = hint_request(hint, self.conversation, self.settings, self._server_items)
+        self.cost.asked(hint.number, request_size(event, self.context_text))
         why = f" (heard {said!r})" if said else ""
         requested = Notice("info", f"{tier_label(tier)} #{hint.number} requested{why}")
         if heard_in is None:
@@ -85,8 +94,7 @@ class HintFlow:
         actions.append(Send(ce.OutputAudioBufferClear(), asked_at=now))
         for h in self._hints:
             if h.response_id is not None:
-                message = self.conversation.coach_done(h.response_id, None, now, interrupted=True)
-                actions.append(TranscriptChanged(message, final=True))
+                actions.append(TranscriptChanged(self._cut(h, now), final=True))
         cut = tuple(h.number for h in self._hints)
         # Responses not yet created (no id) are cancelled when response.created arrives.
         self._hints.keep_unanswered()
@@ -106,11 +114,13 @@ class HintFlow:
             # Interrupted before the server even created it: cancel it now that it has an id.
             self._hints.remove(hint)
             return [*release([hint]), Send(ce.ResponseCancel(response_id=response.id), asked_at=now)]
-        self.conversation.coach_started(response.id, hint.tier, now)
+        message = self.conversation.coach_started(response.id, hint.tier, now)
+        self.cost.opened(hint.number, response.id, message, self.prices)
         return [ExpectAudio(response.id)]
 
     def _on_response_done(self, event: se.ResponseDone, now: float) -> list[Action]:
         response = event.response
+        self.cost.settled(response)  # first: its estimate must not count in ``others`` next to its usage
         others = self.cost.total_usd - self.usage.cost_usd
         actions: list[Action] = [*response_metrics(response, self.usage, self.prices, others_usd=others)]
         hint = self._hints.for_response(response.id)
@@ -148,18 +158,67 @@ class HintFlow:
         self._hints.remove(hint)
         if hint.response_id is not None:
             self.conversation.coach_silent(hint.response_id, now)  # the self-voice check looks this far back
+            self.cost.over(hint.response_id)
         actions = release([hint])
         if self.state is State.SPEAKING and self._hints.speaking is None:
             actions += self._move(Move.DONE)
         return [*actions, *self._mic_actions()]
 
+    def _cut(self, hint: Hint, now: float) -> Message:
+        """Hint ``hint`` (created: it has a response id) is cut short now: its transcript line becomes the words
+        that were played, and its response is priced at what it generated unless usage still comes.
+
+        Played = from its first audible sample (the player's report) to now; a hint the player never sounded
+        was not heard at all."""
+        assert hint.response_id is not None
+        response_id = hint.response_id
+        played_ms = max(0.0, now - hint.audible_at) * 1000 if hint.audible_at is not None else 0.0
+        message = self.conversation.coach_started(response_id, None, now)
+        record = self.cost.hints.get(response_id)
+        cut = played_part(message.text, played_ms, record.speech if record else Speech(), self.cost.rate.ms_per_char)
+        message = self.conversation.coach_cut(response_id, cut.text, cut.played_ms, cut.trim, now)
+        self.cost.over(response_id, played_ms)
+        return message
+
+    def _cut_short(self, now: float) -> list[Action]:
+        """The run ends (quit, duration, end of input) with hints in flight: keep each as what was played."""
+        actions = release(self._hints)
+        for hint in self._hints:
+            if hint.response_id is not None:
+                actions.append(TranscriptChanged(self._cut(hint, now), final=True))
+        self._hints.keep_unanswered()
+        return actions
+
+    def _track_speech(self, event: se.ServerEvent) -> None:
+        """Follow a hint's speech as it arrives (call before the event is handled): where its transcript deltas
+        meet its audio, when the transport says how much audio a delta carried (the WebSocket)."""
+        match event:
+            case se.TranscriptDelta(response_id=response_id):
+                record = self.cost.hints.get(response_id)
+                if record is not None and record.message.generated_text is None:
+                    record.speech.transcript_delta(len(record.message.text))
+            case se.UnknownEvent(type="response.output_audio.delta", raw=raw):
+                record = self.cost.hints.get(str(raw.get("response_id")))
+                ms = raw.get(AUDIO_MS_FIELD)
+                if record is not None and isinstance(ms, int | float) and not isinstance(ms, bool) and ms < 1e9:
+                    record.speech.audio_delta(float(ms))
+            case _:
+                pass
+
     def _drop_stale(self, now: float) -> list[Action]:
         stale = self._hints.drop_silent(now) if self._hints else []  # the hot path: most events find no hint
+        for hint in stale:
+            if hint.response_id is not None:
+                self.cost.over(hint.response_id)  # nothing was heard; priced at what it generated until usage
         dropped = [Notice("warning", f"hint #{h.number} got no reply from the server; dropped it") for h in stale]
         return [*release(stale), *dropped]
 
     def _mic_actions(self) -> list[Action]:
-        speaking = self.settings.mute_mic_while_speaking and self._hints.audible is not None
+        # Muted until the hint is done *and* the player has been quiet for the hang-over: the server's
+        # output_audio_buffer.stopped comes before our jitter and playout buffers (and the room) are silent.
+        hangover = self._clocks.hangover
+        busy = self._hints.audible is not None or hangover.playing or hangover.sounding
+        speaking = self.settings.mute_mic_while_speaking and busy
         return [SetMicMuted(self.user_muted or speaking)]
 
     def _move(self, move: Move) -> list[Action]:

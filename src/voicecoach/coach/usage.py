@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -93,12 +93,13 @@ def prices_for(model: str) -> Prices:
     return PRICE_TABLE[max(known, key=len)] if known else PRICE_TABLE[DEFAULT_MODEL]
 
 
-def _details(container: Any, key: str) -> Mapping[str, Any]:
+def details(container: Any, key: str) -> Mapping[str, Any]:
+    """``container[key]`` when it is a mapping, else ``{}`` (a usage dict's ``*_token_details``)."""
     value = container.get(key) if isinstance(container, Mapping) else None
     return value if isinstance(value, Mapping) else {}
 
 
-def _count(container: Mapping[str, Any], key: str) -> float:
+def count(container: Mapping[str, Any], key: str) -> float:
     """A token count, or 0 for anything that is not a finite non-negative number (None, str, bool, NaN...)."""
     value = container.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -106,25 +107,47 @@ def _count(container: Mapping[str, Any], key: str) -> float:
     return value if math.isfinite(value) and value > 0 else 0
 
 
+_MODALITIES = ("text_tokens", "audio_tokens", "image_tokens")
+
+
+def cached_split(inp: Mapping[str, Any]) -> tuple[float, float, float]:
+    """Cached (text, audio, image) input tokens of ``input_token_details``, each clamped to its input count.
+
+    From ``cached_tokens_details`` when given; a bare ``cached_tokens`` total (no details) is laid over the
+    prefix's modalities in order, text first: the instructions and the context that a prompt cache serves are
+    text. Without this a usage that only says ``cached_tokens`` would be billed at the full rate.
+    """
+    inputs = [count(inp, m) for m in _MODALITIES]
+    cached = details(inp, "cached_tokens_details")
+    if cached:
+        text, audio, image = (min(count(cached, m), n) for m, n in zip(_MODALITIES, inputs, strict=True))
+        return text, audio, image
+    left = min(count(inp, "cached_tokens"), sum(inputs))
+    split = []
+    for n in inputs:
+        take = min(n, left)
+        split.append(take)
+        left -= take
+    return split[0], split[1], split[2]
+
+
 def cost_usd(usage: Mapping[str, Any], prices: Prices) -> float:
     """The cost of one response from its ``response.done`` ``usage`` (GA shape). Never raises.
 
     Cached tokens are a subset of input tokens (§9): each modality's cached count is billed at the cached rate
-    and the rest at the full rate. A cached count larger than its input count is clamped to it.
+    and the rest at the full rate (:func:`cached_split`). A cached count larger than its input count is clamped.
     """
-    inp = _details(usage, "input_token_details")
-    cached = _details(inp, "cached_tokens_details")
-    out = _details(usage, "output_token_details")
+    inp = details(usage, "input_token_details")
+    out = details(usage, "output_token_details")
     total = 0.0
-    for modality, full, cheap in (
-        ("text_tokens", prices.text_in, prices.text_cached),
-        ("audio_tokens", prices.audio_in, prices.audio_cached),
-        ("image_tokens", prices.image_in, prices.image_cached),
-    ):
-        n = _count(inp, modality)
-        hit = min(_count(cached, modality), n)
-        total += (n - hit) * full + hit * cheap
-    total += _count(out, "text_tokens") * prices.text_out + _count(out, "audio_tokens") * prices.audio_out
+    rates = (
+        (prices.text_in, prices.text_cached),
+        (prices.audio_in, prices.audio_cached),
+        (prices.image_in, prices.image_cached),
+    )
+    for modality, hit, (full, cheap) in zip(_MODALITIES, cached_split(inp), rates, strict=True):
+        total += (count(inp, modality) - hit) * full + hit * cheap
+    total += count(out, "text_tokens") * prices.text_out + count(out, "audio_tokens") * prices.audio_out
     return total * _PER_TOKEN
 
 
@@ -138,23 +161,29 @@ class UsageTotals:
     input_text: int = 0
     input_audio: int = 0
     cached: int = 0
+    # Of ``cached``, by modality (not compared: a figure derived from the others, added after them).
+    cached_text: int = field(default=0, compare=False)
+    cached_audio: int = field(default=0, compare=False)
     output_text: int = 0
     output_audio: int = 0
     cost_usd: float = 0.0
 
     def add(self, usage: Mapping[str, Any], prices: Prices) -> float:
         """Add one response's usage; return that response's cost. Never raises."""
-        inp = _details(usage, "input_token_details")
-        out = _details(usage, "output_token_details")
+        inp = details(usage, "input_token_details")
+        out = details(usage, "output_token_details")
         top = usage if isinstance(usage, Mapping) else {}
         self.responses += 1
-        self.input_tokens += int(_count(top, "input_tokens"))
-        self.output_tokens += int(_count(top, "output_tokens"))
-        self.input_text += int(_count(inp, "text_tokens"))
-        self.input_audio += int(_count(inp, "audio_tokens"))
-        self.cached += int(_count(inp, "cached_tokens"))
-        self.output_text += int(_count(out, "text_tokens"))
-        self.output_audio += int(_count(out, "audio_tokens"))
+        self.input_tokens += int(count(top, "input_tokens"))
+        self.output_tokens += int(count(top, "output_tokens"))
+        self.input_text += int(count(inp, "text_tokens"))
+        self.input_audio += int(count(inp, "audio_tokens"))
+        self.cached += int(count(inp, "cached_tokens"))
+        cached_text, cached_audio, _ = cached_split(inp)
+        self.cached_text += int(cached_text)
+        self.cached_audio += int(cached_audio)
+        self.output_text += int(count(out, "text_tokens"))
+        self.output_audio += int(count(out, "audio_tokens"))
         cost = cost_usd(usage, prices)
         self.cost_usd += cost
         return cost

@@ -313,6 +313,8 @@ class WebSocketTransport:
         payload = event.pop("delta", None)
         response_id = event.get("response_id")
         pcm = decode_pcm(payload)
+        # How much audio this delta carried, for the coach's map of transcript to played time (coach/played.py).
+        event["voicecoach_audio_ms"] = round(pcm.size * 1000 / WS_RATE, 3) if pcm is not None else 0
         if pcm is not None and pcm.size:
             rid = response_id if isinstance(response_id, str) else None
             if self._player is None:

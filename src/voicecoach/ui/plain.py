@@ -53,7 +53,8 @@ class PlainView:
                 if key in self._printed:
                     # The text was printed when it was generated; playback was cut short afterwards.
                     if m.interrupted:
-                        self._line(f"{who}: [interrupted]")
+                        played = m.text.strip()
+                        self._line(f"{who}: {played} [interrupted]" if played else f"{who}: [interrupted]")
                     return
                 self._printed.add(key)
                 cut = " [interrupted]" if m.interrupted else ""
