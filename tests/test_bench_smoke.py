@@ -46,6 +46,7 @@ EXPECTED: dict[str, set[str]] = {
     "echo_drift": {"method", "ppm", "erle_db", "erle_first_2_s_db", "erle_worst_1_s_window_db",
                    "cpu_ms_per_10ms_block", "reference_re_anchors", "control_0_ppm"},
     "echo_interrupt": set(),  # likewise
+    "context_cache": {"model", "context_tokens", "later_hints", "messages", "price_growth_ratio", "later_over_first"},
 }  # fmt: skip
 COMMON_PHASES = {"interpreter_ms", "imports_ms", "settings_ms", "token_ms", "session_updated_ms", "other_ms",
                  "after_imports_ms", "total_ms"}  # fmt: skip

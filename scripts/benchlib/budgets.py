@@ -180,6 +180,22 @@ BUDGETS = (
         "≥, after 2 s",
         at_least=True,
     ),
+    Budget(
+        "quick hint input price, 3,000-token context, 500 vs 5 messages",
+        "context_cache",
+        ("price_growth_ratio",),
+        1.05,
+        "x",
+        "max/min",
+    ),
+    Budget(
+        "later quick hints' input price / the first's (3,000-token context)",
+        "context_cache",
+        ("later_over_first",),
+        0.30,
+        "x",
+        "median, worse size",
+    ),
     Budget("echo: AEC CPU per 10 ms block", "echo", ("playout", "cpu_ms_per_10ms_block"), 0.5, "ms", "mean"),
     Budget("echo: added mic → wire, our playout", "echo", ("playout", "added_ms", "p95"), 10, "ms", "p95"),
     # The issue's 10 ms holds for our playout. With the call's monitor as the far end a frame waits for the

@@ -171,6 +171,11 @@ def _benches(sizes: Sizes, tmp: Path) -> dict[str, Callable[[], dict[str, Any]]]
 
         return echo.run_interrupt(tmp, sizes.echo_interrupt_rounds)
 
+    def context_cache() -> dict[str, Any]:
+        from benchlib import context_cache
+
+        return context_cache.run(tmp)
+
     return {
         "connect": connect,
         "connect_websocket": connect_websocket,
@@ -190,6 +195,7 @@ def _benches(sizes: Sizes, tmp: Path) -> dict[str, Callable[[], dict[str, Any]]]
         "echo": echo,
         "echo_drift": echo_drift,
         "echo_interrupt": echo_interrupt,
+        "context_cache": context_cache,
     }
 
 
@@ -212,6 +218,7 @@ BENCH_NAMES = (
     "echo",
     "echo_drift",
     "echo_interrupt",
+    "context_cache",
 )
 
 

@@ -16,9 +16,11 @@ from .audio.devices import open_sink, open_source
 from .audio.loopback import ThemChoice, open_them
 from .coach.actions import Intent
 from .config import Settings, default_config_path
+from .context import EMPTY_CONTEXT, Context, load_context
 from .echo_setup import setup_echo
 from .runner import Runner, RunReport
 from .store import SessionStore
+from .summary import cost_line
 from .ui.plain import PlainView
 from .ui.plain_keys import read_intents
 from .ui.view import View, VoiceOutput
@@ -32,6 +34,9 @@ def use_tui(settings: Settings) -> bool:
 
 
 async def run_app(settings: Settings, on_stop: StopHook, config_path: Path | None = None) -> int:
+    # The context files first: a missing or oversized one fails here (exit 2), before a device is opened or a
+    # byte is sent, not at the first hint.
+    context = load_context(settings.coach.context_files, settings.coach.context_limit_tokens)
     source = open_source(settings.input_file, settings.input_device, loop=settings.loop)
     try:
         sink = open_sink(settings.output_file, settings.output_device, rate=settings.output_rate)
@@ -45,7 +50,7 @@ async def run_app(settings: Settings, on_stop: StopHook, config_path: Path | Non
         sink.close()
         raise
     try:
-        return await _run(settings, on_stop, config_path, source, sink, them)
+        return await _run(settings, on_stop, config_path, source, sink, them, context)
     finally:
         if them.source is not None:
             await them.source.aclose()
@@ -58,6 +63,7 @@ async def _run(
     source: FrameSource,
     sink: FrameSink,
     them: ThemChoice,
+    context: Context = EMPTY_CONTEXT,
 ) -> int:
     store = SessionStore() if settings.keep_sessions else None
     # The monitor of the default output also carries the coach's voice when it plays there: the them link
@@ -67,9 +73,12 @@ async def _run(
     echo = setup_echo(settings, source, sink, them.source, them_is_monitor=gate)
     settings, source = echo.settings, echo.source
     notices = [line for line in (them.notice, echo.notice) if line]
+    if context.files:
+        notices.append(context.describe(settings.coach.context_limit_tokens))
     async with echo.running():
         if use_tui(settings):
             runs = Runs(settings, source, sink, store, them=echo.them, them_gate=gate, echo_label=echo.label)
+            runs.context_text = context.text
             runs.notices = [*notices, f"{echo.label} ({echo.decision.why})"]
             on_stop(runs.stop)
             code, report = await run_tui(runs, config_path or default_config_path())
@@ -80,7 +89,9 @@ async def _run(
         for line in notices:
             view.info(line)
         view.info(f"{echo.label} ({echo.decision.why})")
-        report = await run_with_keys(settings, view, source, sink, on_stop, store, them=echo.them, them_gate=gate)
+        report = await run_with_keys(
+            settings, view, source, sink, on_stop, store, them=echo.them, them_gate=gate, context_text=context.text
+        )
     print_summary(view, report)
     return 0
 
@@ -95,10 +106,14 @@ async def run_with_keys(
     *,
     them: FrameSource | None = None,
     them_gate: bool = False,
+    context_text: str = "",
 ) -> RunReport:
     """Run a session in line mode with stdin keys feeding its intents; the key reader is owned here."""
     intents: asyncio.Queue[Intent] = asyncio.Queue()
-    runner = Runner(settings, view, source, sink, intents=intents, store=store, them=them, them_gate=them_gate)
+    runner = Runner(
+        settings, view, source, sink, intents=intents, store=store, them=them, them_gate=them_gate,
+        context_text=context_text,
+    )  # fmt: skip
     on_stop(runner.stop)
     if isinstance(view, PlainView):
         view.on_closed = runner.stop  # `voicecoach run --plain | head`: a closed pipe ends the run cleanly
@@ -134,6 +149,7 @@ class Runs:
         self.settings = settings
         self.echo_label = echo_label
         self.notices: list[str] = []  # start-up lines the UI shows in its event log
+        self.context_text = ""  # the person's documents, first in every hint (voicecoach.context)
         self._args = (source, sink, store)
         self._them = (them, them_gate)
         self._runners: list[Runner] = []
@@ -141,7 +157,10 @@ class Runs:
     def __call__(self, view: View) -> Runner:
         source, sink, store = self._args
         them, them_gate = self._them
-        runner = Runner(self.settings, view, source, sink, store=store, them=them, them_gate=them_gate)
+        runner = Runner(
+            self.settings, view, source, sink, store=store, them=them, them_gate=them_gate,
+            context_text=self.context_text,
+        )  # fmt: skip
         if isinstance(view, PlainView):
             view.on_closed = runner.stop  # a closed output pipe ends the run cleanly
         self._runners.append(runner)
@@ -173,10 +192,8 @@ def print_summary(view: View, report: RunReport) -> None:
     view.info(f"session ended: {report.reason}")
     if phases:
         view.info(f"connect: {phases}")
-    view.info(
-        f"estimated cost: ${report.cost_usd:.4f}; playback underruns: {report.underruns} "
-        f"(sound card: {report.device_underruns})"
-    )
+    view.info(cost_line(report))
+    view.info(f"playback underruns: {report.underruns} (sound card: {report.device_underruns})")
     if report.session_path is not None:
         view.info(f"transcript: {report.session_path} (voicecoach sessions show {report.session_path.stem})")
 

@@ -13,10 +13,9 @@ The other side of the call (``them``), when there is a source for it, is a secon
 backoff and rollover (:mod:`voicecoach.them_link`); its events reach the coach's them channel through
 :meth:`Runner.receive_them`. Its failures are warnings: they never end the run.
 
-The coach decides (:mod:`voicecoach.coach`) and the executor carries its actions out
-(:mod:`voicecoach.executor`). The runner sleeps until the coach's next deadline instead of polling. The first
-connection must succeed (a bad key or an unreachable server is reported, not retried); after that, a lost link
-is re-established with backoff unless the failure is fatal (bad key, no quota).
+The coach decides (:mod:`voicecoach.coach`), the executor acts (:mod:`voicecoach.executor`), and the runner
+sleeps until the coach's next deadline. The first connection must succeed (a bad key or server is reported,
+not retried); after that a lost link is re-established with backoff unless the failure is fatal.
 """
 
 from __future__ import annotations
@@ -73,6 +72,7 @@ class Runner:
         credential: Credential | None = None,
         them: FrameSource | None = None,  # the call's audio, for a second link (voicecoach.them_link)
         them_gate: bool = False,  # it is the monitor of the sink the hints play on: silence while they sound
+        context_text: str = "",  # the person's documents (voicecoach.context), first in every hint
     ) -> None:
         self.settings = settings
         self.view = view
@@ -82,6 +82,8 @@ class Runner:
             model=settings.model,
             timing=TimingSettings(settings.session_max_seconds, settings.rollover_margin, settings.duration),
             transcription_models={"you": settings.transcription_model, CHANNEL: settings.them_transcription_model},
+            context_text=context_text,
+            them_capture=them is not None,
         )
         self.intents: asyncio.Queue[Intent] = intents or asyncio.Queue()
         self.player = Player(sink, prebuffer_ms=settings.prebuffer_ms, on_sounding=self._on_sounding)
@@ -102,8 +104,7 @@ class Runner:
         self.journal = Journal(store, {"model": settings.model, "base_url": settings.base_url})
         self.executor = Executor(
             view=view, player=self.player, journal=self.journal, events=self._events, report=self.report,
-            control=self, clock=clock,
-        )  # fmt: skip
+            control=self, clock=clock)  # fmt: skip
 
     # --- public -----------------------------------------------------------------------------------------
 
@@ -120,10 +121,10 @@ class Runner:
     def ready(self) -> None:
         self._ready.set()
 
-    def apply_coach_settings(self, settings: CoachSettings) -> None:
-        """Use new phrases, windows and durations from now on (ValueError for unusable phrases). None of them is
-        in the server's session config (phrases are matched here), so no ``session.update`` is needed."""
-        self.coach.reconfigure(settings)
+    def apply_coach_settings(self, settings: CoachSettings, context_text: str | None = None) -> None:
+        """New phrases, windows, durations and context (None: keep it) from the next hint on (ValueError for
+        unusable phrases); none is in the server's session config."""
+        self.coach.reconfigure(settings, context_text)
         self.settings = self.settings.model_copy(update={"coach": settings})
 
     def receive(self, raw: str | bytes, now: float) -> list[Action]:
@@ -284,12 +285,12 @@ class Runner:
             self.them.playback(sounding, at)
 
     async def _close(self) -> None:
-        self.report.cost_usd = self.coach.cost_usd
         self.report.underruns = self.player.underruns
         self.report.device_underruns = self.player.device_underruns
         self.report.them_links = self.them.links if self.them is not None else 0
         if self.coach.live or self.coach.state.value == "connecting":
             self.execute(self.coach.close(self.clock()))
+        self.report.cost_usd, self.report.cost = self.coach.cost_usd, self.coach.cost.breakdown()  # after the cut
         for source in (self._source, self._them_source[0] or self._source):
             source.close()  # closing twice is harmless: a closed source stays closed
         self._sink.close()

@@ -28,6 +28,7 @@ class FakeRun:
         self.view = view
         self.intents: asyncio.Queue[Intent] = asyncio.Queue()
         self.applied: list[CoachSettings] = []
+        self.contexts: list[str | None] = []  # the context_text of each apply_coach_settings (None: kept)
         self.stop_reasons: list[str] = []
         self.fail_with: BaseException | None = None
         self.reject_settings: str | None = None
@@ -49,10 +50,11 @@ class FakeRun:
         self.report.reason = self.stop_reasons[0]
         return self.report
 
-    def apply_coach_settings(self, settings: CoachSettings) -> None:
+    def apply_coach_settings(self, settings: CoachSettings, context_text: str | None = None) -> None:
         if self.reject_settings is not None:
             raise ValueError(self.reject_settings)
         self.applied.append(settings)
+        self.contexts.append(context_text)
 
     def push(self, *actions: Action) -> None:
         for action in actions:

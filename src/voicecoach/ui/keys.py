@@ -56,6 +56,9 @@ KEYS: tuple[Key, ...] = (
     Key(("l",), "show / hide the event log (type in its box to filter)", "Log", action="toggle_log", mode="tui"),
     Key(("escape",), "leave the log filter (back to the transcript)", action="leave_filter", mode="tui"),
     Key(("s",), "settings: phrases, hint lengths, windows", "Settings", action="settings", mode="tui"),
+    # Not in the footer: an 80-column footer has no room left (Help and Quit must stay); the settings screen has
+    # a button for it, and the status bar names the active profile.
+    Key(("p",), "profile: pick another (the next hint uses it)", action="profiles", mode="tui"),
     Key(("question_mark",), "this help", "Help", action="help", words=("help",)),
     Key(("q",), "quit (press again to force)", "Quit", Intent.QUIT, "quit", ("quit",), plain_does="quit"),
     Key(("ctrl+c",), "quit now (the transcript is saved; exit status 130)", action="interrupt_quit", priority=True),

@@ -11,6 +11,11 @@ Quitting is graceful first: ``q`` sends the QUIT intent (the coach closes the se
 stops the run (it still saves the transcript and prices what was generated), the app exits as soon as it
 has, and ``run()`` returns 130 with ``quit_by_interrupt`` set, as for a SIGINT in line mode. Every key comes from
 the one key table, :mod:`voicecoach.ui.keys`.
+
+Profiles: the status bar names the active one; ``p`` picks another, live (:meth:`CoachApp.switch_profile`). The
+settings screen edits what is in effect, and saves it to the active profile's ``[profiles.NAME]`` table (or
+``[coach]`` without one); an edit made this session is kept when switching away and back, as the file would
+give it on the next start.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
@@ -32,11 +37,13 @@ from ..coach.actions import Intent, LinkUp, Metric, Notice, Reconnecting, Status
 from ..coach.conversation import Message
 from ..coach.settings import CoachSettings
 from ..coach.state import State
-from ..config import Settings
+from ..config import Settings, with_profile
 from ..config_writer import save_coach_settings
+from ..context import load_context
 from ..errors import VoicecoachError
+from ..profiles import available_profiles
 from .keys import textual_bindings, tui_actions
-from .tui_screens import HelpScreen, SettingsScreen
+from .tui_screens import NO_PROFILE, HelpScreen, ProfileChoice, ProfileScreen, SettingsScreen
 from .tui_view import Pending, StatusModel, TuiView, log_entries
 from .tui_widgets import EventLog, StatusBar, Transcript
 from .view import View, VoiceOutput
@@ -72,8 +79,9 @@ class RunControl(Protocol):
 
     async def run(self) -> ReportLike: ...
 
-    def apply_coach_settings(self, settings: CoachSettings) -> None:
-        """Use new coach settings at once. Raises ValueError for unusable phrases."""
+    def apply_coach_settings(self, settings: CoachSettings, context_text: str | None = None) -> None:
+        """Use new coach settings (and context text; None keeps it) at once. Raises ValueError for unusable
+        phrases."""
 
 
 MakeRun = Callable[[View], RunControl]
@@ -116,10 +124,15 @@ class CoachApp(App[int]):
         super().__init__()
         self._notices = tuple(notices)  # start-up lines (no call audio, no echo canceller), for the event log
         self.settings = settings
+        # What a profile switch starts from (config.with_profile): the settings as loaded, without this session's
+        # edits, which _edits keeps by the table they were saved to ("coach", "profiles.NAME").
+        self._loaded = settings
+        self._edits: dict[str, dict[str, Any]] = {}
+        self._saved_to: dict[str, list[str]] = {}
         self.config_path = config_path
         self.view = TuiView()
         self.voice = voice or voice_of(settings)
-        self.status = StatusModel(model=settings.model, voice=self.voice, echo=echo_label)
+        self.status = StatusModel(model=settings.model, voice=self.voice, echo=echo_label, profile=settings.profile)
         self.quit_by_interrupt = False
         self.run_handle: RunControl | None = None
         self.run_active = False
@@ -315,10 +328,20 @@ class CoachApp(App[int]):
             self.call_after_refresh(self.event_log.rebuild)
 
     def action_settings(self) -> None:
-        self.push_screen(SettingsScreen(self.settings.coach, self._save_settings), self._settings_closed)
+        screen = SettingsScreen(
+            self.settings.coach,
+            self._save_settings,
+            profile=self.settings.profile,
+            config_path=self.config_path,
+            on_switch_profile=self.action_profiles,
+        )
+        self.push_screen(screen, self._settings_closed)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.settings.coach))
+        self.push_screen(HelpScreen(self.settings.coach, self.settings.profile))
+
+    def action_profiles(self) -> None:
+        self.push_screen(ProfileScreen(available_profiles(self.settings), self.settings.profile), self._profile_picked)
 
     def _save_settings(self, new: CoachSettings) -> str | None:
         """Apply to the running session, then persist. Returns an error line, or None when both worked."""
@@ -326,17 +349,85 @@ class CoachApp(App[int]):
             try:
                 self.run_handle.apply_coach_settings(new)
             except ValueError as exc:
-                return f"not applied: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                return f"not applied: {_first_line(exc)}"
+        before, profile = self.settings.coach, self.settings.profile
         self.settings = self.settings.model_copy(update={"coach": new})
+        edited = {k: v for k, v in new.model_dump().items() if getattr(before, k) != v}
         try:
-            save_coach_settings(self.config_path, new)
+            self._saved_to = save_coach_settings(self.config_path, new, before=before, profile=profile)
         except VoicecoachError as exc:
+            self._remember({("coach" if profile is None else f"profiles.{profile}"): list(edited)}, edited)
             return f"applied to this session, but not saved: {exc}"
+        self._remember(self._saved_to, edited)
         return None
 
+    def _remember(self, tables: dict[str, list[str]], values: dict[str, Any]) -> None:
+        for table, keys in tables.items():
+            self._edits.setdefault(table, {}).update({k: values[k] for k in keys if k in values})
+
     def _settings_closed(self, result: CoachSettings | None) -> None:
-        if result is not None:
-            self.notify(f"settings saved to {self.config_path}", markup=False)
+        if result is None:
+            return
+        if not self._saved_to:
+            self.notify("settings unchanged", markup=False)
+            return
+        where = ", ".join(f"[{table}] ({', '.join(keys)})" for table, keys in self._saved_to.items())
+        self.notify(f"settings saved to {where} in {self.config_path}", markup=False)
+
+    # --- profiles -------------------------------------------------------------------------------------------
+
+    def _profile_picked(self, choice: ProfileChoice | None) -> None:
+        if choice is not None and choice.name != self.settings.profile:
+            self.switch_profile(choice.name)
+
+    def switch_profile(self, name: str | None) -> bool:
+        """Use profile ``name`` (None: none) from the next hint on. Its context files are read first: a file that
+        cannot be used is one error line in the event log, and nothing changes. Returns whether it switched.
+
+        Only coach settings (and the context) change live. A profile's voice and session instructions are part of
+        the Realtime session, whose voice is fixed once it has spoken: they wait for the next session.
+        """
+        label = name or f"'{NO_PROFILE}'"
+        if self.run_handle is None or not self.run_active:
+            self.notify("the session is not running", severity="warning")
+            return False
+        old = self.settings
+        try:
+            new = self._settings_for(name)
+            context = load_context(new.coach.context_files, new.coach.context_limit_tokens)
+            self.run_handle.apply_coach_settings(new.coach, context_text=context.text)
+        except (VoicecoachError, ValueError) as exc:
+            self.view.note("error", f"profile {label} not switched: {_first_line(exc)}")
+            return False
+        self.settings = new
+        self.status.profile = new.profile
+        self.status_bar.show_status(self.status)
+        what = f"profile {name}: the next hint uses it" if name else "no profile: the next hint uses the base settings"
+        self.view.note("info", f"{what}; {context.describe()}")
+        # The session keeps the voice and instructions it started with; say so once per change, not on a way back.
+        session = self._loaded
+        again = f"the next run with --profile {name or repr('')}"
+        if new.voice != old.voice and new.voice != session.voice:
+            self.view.note("info", f"voice {new.voice} applies from {again}; this run keeps {session.voice}")
+        if new.instructions != old.instructions and new.instructions != session.instructions:
+            owner = f"profile {name}" if name else "the base settings"
+            self.view.note("info", f"the session instructions of {owner} apply from {again}; this run keeps its own")
+        return True
+
+    def _settings_for(self, name: str | None) -> Settings:
+        """The settings of profile ``name``: as the config file gives them, with this session's edits on top
+        (a profile's own first, then those saved to [coach], which beats every profile in the file too)."""
+        new = with_profile(self._loaded, name)
+        edits = {**(self._edits.get(f"profiles.{name}", {}) if name else {}), **self._edits.get("coach", {})}
+        if not edits:
+            return new
+        coach = CoachSettings.model_validate({**new.coach.model_dump(), **edits})
+        return new.model_copy(update={"coach": coach})
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def voice_of(settings: Settings) -> VoiceOutput:

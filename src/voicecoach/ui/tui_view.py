@@ -14,7 +14,7 @@ from typing import TypeAlias
 
 from rich.text import Text
 
-from ..coach.actions import Action, Interrupted, LinkUp, Metric, Notice, Reconnecting, Send, StatusChanged
+from ..coach.actions import Action, Interrupted, Level, LinkUp, Metric, Notice, Reconnecting, Send, StatusChanged
 from ..coach.conversation import Message
 from ..coach.labels import message_label, tier_label, transport_label
 from ..coach.state import State
@@ -54,6 +54,10 @@ class TuiView:
     def info(self, text: str) -> None:
         self._pending.append((Info(text), self._last_now))
 
+    def note(self, level: Level, text: str) -> None:
+        """A notice of the UI's own (a profile switch): an event-log line, and a toast for a warning or error."""
+        self._pending.append((Notice(level, text), self._last_now))
+
     def drain(self) -> list[Pending]:
         """Everything shown since the last drain, oldest first."""
         batch, self._pending = self._pending, []
@@ -83,6 +87,7 @@ class StatusModel:
     hint_latency_ms: float | None = None  # the headline: measured at the player (metrics.HEADLINE_LATENCY)
     cost_usd: float | None = None
     echo: str | None = None  # "echo: on", "echo: off" or "echo: muting" (echo_setup.EchoSetup.label); None: not shown
+    profile: str | None = None  # the active profile (Settings.profile); None: no profile, and nothing is shown
 
     def on_state(self, state: State) -> None:
         if state in _LIVE:
@@ -174,6 +179,8 @@ class StatusModel:
             # Muting is the fallback (the canceller could not load): worth a colour, as "voice not played" is.
             style = {"echo: muting": "yellow", "echo: off": "dim"}.get(self.echo, "")
             fields["echo"] = [Text(self.echo, style)]
+        if self.profile is not None:
+            fields["profile"] = [Text.assemble(("profile ", "dim"), (self.profile, "bold")), Text(self.profile, "bold")]
         fields["model"] = [Text(self.model, "cyan")]
         cost = "—" if self.cost_usd is None else f"${self.cost_usd:.4f}"
         fields["cost"] = [Text(f"cost {cost}"), Text(cost)]
@@ -183,9 +190,11 @@ class StatusModel:
 # What gives way first when the status bar is too narrow: (field, True = its shorter form / False = drop it).
 # Connection, listening, speaking and muted never go; the cost only loses its word. At 80 columns a live session
 # keeps everything but the model, in short form. Whether the microphone is echo-cancelled outlasts the latency
-# and the voice: it tells why the coach hears (or does not hear) itself.
+# and the voice: it tells why the coach hears (or does not hear) itself. The profile (what the hints are written
+# for) loses its word early, then outlasts the echo label: at 80 columns a switched profile is still in sight.
 _SHRINK: tuple[tuple[str, bool], ...] = (
     ("model", False),
+    ("profile", True),
     ("transport", True),
     ("latency", True),
     ("voice", True),
@@ -193,12 +202,13 @@ _SHRINK: tuple[tuple[str, bool], ...] = (
     ("voice", False),
     ("latency", False),
     ("echo", False),
+    ("profile", False),
     ("transport", False),
 )
 _GROUPS = (
     ("connection", "transport"),
     ("listening", "speaking", "muted"),
-    ("latency", "voice", "echo", "model", "cost"),
+    ("latency", "voice", "echo", "profile", "model", "cost"),
 )
 
 
