@@ -272,3 +272,15 @@ def test_saving_settings_refuses_a_non_utf8_file_in_one_line(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match=r"is not UTF-8 text; fix it before saving settings$"):
         save_coach_settings(path, CoachSettings(quick_window=2))
     assert path.read_bytes() == b"model = '\xff'\n"  # untouched
+
+
+@pytest.mark.parametrize("toml", ['"a\\nb" = 1\n', '[coach]\n"x\\ry" = 1\n', '"a\\u2028b" = 1\n'])
+def test_a_key_with_a_line_break_is_quoted_in_a_one_line_error(tmp_path: Path, toml: str) -> None:
+    """A key may hold any character; the error names it quoted, so it stays one line (found by hypothesis)."""
+    path = tmp_path / "c.toml"
+    path.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    assert message.startswith("unknown setting ") and len(message.splitlines()) == 1, message
+    assert "'" in message.split(" in config file")[0]  # the key, quoted

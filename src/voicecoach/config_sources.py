@@ -118,6 +118,8 @@ def dotted(loc: Iterable[str | int]) -> str:
     """``("coach", "quick_phrases", 0)`` → ``coach.quick_phrases[0]``."""
     out = ""
     for part in loc:
+        if isinstance(part, str) and not part.isprintable():  # a key may hold anything, a newline included:
+            part = repr(part)  # quoted, so that the error stays one line
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
 
