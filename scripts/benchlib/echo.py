@@ -37,15 +37,15 @@ import os
 import subprocess
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from benchlib.common import bench_settings, poll, speech, speech_kind
+from benchlib.common import bench_settings, speech, speech_kind
+from benchlib.live import RunningSession
 from benchlib.stats import summarize
 
 LOOPBACK_MS = 80
@@ -394,8 +394,10 @@ def _phrase_sink() -> Any:
                 os.environ["PULSE_SINK"] = saved
 
 
-class _Client:
+class _Client(RunningSession):
     """``async with``: the real Runner on the devices, echo-cancelled by ``setup_echo``, live."""
+
+    task_name = "bench-echo-session"
 
     def __init__(self, base_url: str) -> None:
         from benchlib.live import BenchView, RecordingPullSink
@@ -417,32 +419,6 @@ class _Client:
         self.view = BenchView()
         self.intents: asyncio.Queue[Intent] = asyncio.Queue()
         self.runner = Runner(self.echo.settings, self.view, self.echo.source, self.sink, intents=self.intents)
-        self._task: asyncio.Task[Any] | None = None
-
-    async def __aenter__(self) -> _Client:
-        self._task = asyncio.create_task(self.runner.run(), name="bench-echo-session")
-        try:
-            await self.wait(lambda: self.runner.coach.live, 20, "session.updated")
-        except BaseException:
-            await self._stop()
-            raise
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._stop()
-
-    async def wait(self, condition: Callable[[], bool], limit_s: float, what: str) -> None:
-        await poll(condition, limit_s, what, task=self._task)
-
-    async def _stop(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self.runner.stop("benchmark done")
-        async with asyncio.timeout(15):
-            await asyncio.gather(task, return_exceptions=True)
 
     def user_turns(self) -> list[Any]:
         return [m for m in self.runner.coach.conversation.messages() if m.role == "user"]

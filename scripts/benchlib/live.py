@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -173,33 +173,26 @@ class RecordingPullSink:
         self.inner.close()
 
 
-class LiveClient:
-    """``async with LiveClient(base_url, sink) as client``: a running session, live (session.updated seen).
+class RunningSession:
+    """``async with``: ``self.runner`` (set by the subclass) running in a task owned here, entered once live
+    (session.updated seen); on exit the session is stopped and awaited."""
 
-    Mic: silence (the server hears nothing, so only what the benchmark injects happens). Phrase cooldown 0:
-    every injected trigger must fire. ``transport``: "webrtc" or "websocket" (never auto: a figure names its
-    transport). On exit the session is stopped and awaited.
-    """
+    runner: Runner
+    task_name = "bench-session"
+    _task: asyncio.Task[Any] | None = None
 
-    def __init__(self, base_url: str, sink: FrameSink, transport: str = "webrtc") -> None:
-        settings = bench_settings(base_url, transport=transport, coach=CoachSettings(cooldown_seconds=0.0))
-        self.view = BenchView()
-        self.intents: asyncio.Queue[Intent] = asyncio.Queue()
-        source = PcmSource(silence(WIRE_RATE), WIRE_RATE)
-        self.runner = Runner(settings, self.view, source, sink, intents=self.intents)
-        self.transport = transport
-        self._task: asyncio.Task[Any] | None = None
-
-    async def __aenter__(self) -> LiveClient:
-        self._task = asyncio.create_task(self.runner.run(), name="bench-session")
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self.runner.run(), name=self.task_name)
         try:
             await self.wait(lambda: self.runner.coach.live, 20, "session.updated")
-            if self.runner.report.transport != self.transport:
-                raise RuntimeError(f"asked for {self.transport}, came up on {self.runner.report.transport}")
+            self.check_up()
         except BaseException:
             await self._stop()
             raise
         return self
+
+    def check_up(self) -> None:
+        """What must hold once the session is live (nothing, unless a subclass says)."""
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -216,3 +209,24 @@ class LiveClient:
         self.runner.stop("benchmark done")
         async with asyncio.timeout(15):
             await asyncio.gather(task, return_exceptions=True)
+
+
+class LiveClient(RunningSession):
+    """``async with LiveClient(base_url, sink) as client``: a running session, live (session.updated seen).
+
+    Mic: silence (the server hears nothing, so only what the benchmark injects happens). Phrase cooldown 0:
+    every injected trigger must fire. ``transport``: "webrtc" or "websocket" (never auto: a figure names its
+    transport). On exit the session is stopped and awaited.
+    """
+
+    def __init__(self, base_url: str, sink: FrameSink, transport: str = "webrtc") -> None:
+        settings = bench_settings(base_url, transport=transport, coach=CoachSettings(cooldown_seconds=0.0))
+        self.view = BenchView()
+        self.intents: asyncio.Queue[Intent] = asyncio.Queue()
+        source = PcmSource(silence(WIRE_RATE), WIRE_RATE)
+        self.runner = Runner(settings, self.view, source, sink, intents=self.intents)
+        self.transport = transport
+
+    def check_up(self) -> None:
+        if self.runner.report.transport != self.transport:
+            raise RuntimeError(f"asked for {self.transport}, came up on {self.runner.report.transport}")
