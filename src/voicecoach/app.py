@@ -153,6 +153,7 @@ class Runs:
         self._args = (source, sink, store)
         self._them = (them, them_gate)
         self._runners: list[Runner] = []
+        self._stopped = ""  # a stop asked before the UI made its runner: that runner starts stopped
 
     def __call__(self, view: View) -> Runner:
         source, sink, store = self._args
@@ -164,9 +165,12 @@ class Runs:
         if isinstance(view, PlainView):
             view.on_closed = runner.stop  # a closed output pipe ends the run cleanly
         self._runners.append(runner)
+        if self._stopped:
+            runner.stop(self._stopped)
         return runner
 
     def stop(self, reason: str) -> None:
+        self._stopped = self._stopped or reason
         for runner in self._runners:
             runner.stop(reason)
 

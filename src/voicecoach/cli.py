@@ -29,10 +29,15 @@ SIGNAL_EXIT = 130  # 128 + SIGINT, what a shell reports for Ctrl-C; also used fo
 def main(argv: Sequence[str] | None = None) -> int:
     previous = _terminate_like_interrupt()
     try:
-        return _main(argv)
-    finally:
-        if previous is not None:  # main() called in-process (tests): leave the caller's handler as it was
-            signal.signal(signal.SIGTERM, previous)
+        code = _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside a run's own handlers (parsing, imports, the summary)
+        code = SIGNAL_EXIT
+    if previous is not None:  # main() called in-process (tests): leave the caller's handler as it was
+        try:
+            signal.signal(signal.SIGTERM, previous)  # runs a signal still pending, with our handler
+        except KeyboardInterrupt:
+            code = SIGNAL_EXIT
+    return code
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -174,6 +179,11 @@ def _run_async(start: Callable[[StopHook], Coroutine[Any, Any, int]]) -> int:
         signalled: list[str] = []
         main = asyncio.current_task()
 
+        def on_stop(stop: Callable[[str], None]) -> None:
+            stoppers.append(stop)
+            if signalled:  # the signal came while the session was still being built (devices, local server)
+                stop(f"{signalled[0]} received")
+
         def on_signal(name: str) -> None:
             signalled.append(name)
             if len(signalled) > 1 and main is not None:
@@ -185,7 +195,7 @@ def _run_async(start: Callable[[StopHook], Coroutine[Any, Any, int]]) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig.name)
         try:
-            code = await start(stoppers.append)
+            code = await start(on_stop)
         except asyncio.CancelledError:
             if not signalled:
                 raise
@@ -194,7 +204,11 @@ def _run_async(start: Callable[[StopHook], Coroutine[Any, Any, int]]) -> int:
         # as a shell does for Ctrl-C, unless the run itself failed with a code of its own.
         return SIGNAL_EXIT if signalled and code == 0 else code
 
-    return asyncio.run(body())
+    try:
+        return asyncio.run(body())
+    finally:
+        # Closing the loop put SIGTERM back to the default (143, mid-summary); from here on it is 130 again.
+        _terminate_like_interrupt()
 
 
 def _terminate_like_interrupt() -> signal.Handlers | Callable[[int, Any], Any] | int | None:
