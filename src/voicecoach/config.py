@@ -44,6 +44,7 @@ from .config_sources import (
     read_toml,
 )
 from .errors import ConfigError
+from .hotkeys.settings import HotkeySettings
 from .profiles import (
     BUILTIN_PROFILES,
     PROFILE_NAME,
@@ -161,6 +162,8 @@ class Settings(BaseSettings):
     coach: CoachSettings = CoachSettings()
     # --- voicecoach token-server ([token_server] in the TOML file, VOICECOACH_TOKEN_SERVER__BURST=5) ------
     token_server: TokenServerSettings = TokenServerSettings()
+    # --- global hotkeys ([hotkeys] in the TOML file, VOICECOACH_HOTKEYS__HINT="<ctrl>+<alt>+h"); none by default
+    hotkeys: HotkeySettings = HotkeySettings()
 
     # --- profiles (after coach: a bad value a profile gives is reported as that coach key first) -----------
     # The active profile: --profile, VOICECOACH_PROFILE, or profile = "NAME" in the file (the default one).
