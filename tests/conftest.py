@@ -8,7 +8,9 @@ otherwise offers every other interface of the machine).
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from voicecoach.transport.ice import pin_host_addresses
 
 
 @pytest.fixture(autouse=True)
-def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith(("VOICECOACH_", "OPENAI_")):
             monkeypatch.delenv(name)
@@ -29,7 +31,13 @@ def hermetic_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The call's audio is captured only where a test asks for it (--them-device / --them-file): a sound server
     # that happens to run (another test's private PulseAudio) must not add a second link to every run.
     monkeypatch.setenv("VOICECOACH_THEM_DEVICE", "none")
+    # Each test's runs put their control socket (voicecoach ctl) in a runtime directory of their own, not in the
+    # shared /tmp/voicecoach-<uid>; short, for the 107-byte limit on a socket's path.
+    runtime = tempfile.mkdtemp(prefix="vc-")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
     pin_host_addresses(["127.0.0.1"])
+    yield
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 ALL_TRANSPORTS = ("webrtc", "websocket")

@@ -47,6 +47,9 @@ EXPECTED: dict[str, set[str]] = {
                    "cpu_ms_per_10ms_block", "reference_re_anchors", "control_0_ppm"},
     "echo_interrupt": set(),  # likewise
     "context_cache": {"model", "context_tokens", "later_hints", "messages", "price_growth_ratio", "later_over_first"},
+    "ctl": {"command", "samples", "missed", "process_start_to_response_create_received_ms", "ctl_process_wall_ms",
+            "stop_process_start_to_cancel_received_ms", "import_ms", "heavy_imports", "heavy_import_count"},
+    "hotkeys": set(),  # its figures, or "skipped" where Xvfb, xdotool or pynput is missing: checked below
 }  # fmt: skip
 COMMON_PHASES = {"interpreter_ms", "imports_ms", "settings_ms", "token_ms", "session_updated_ms", "other_ms",
                  "after_imports_ms", "total_ms"}  # fmt: skip
@@ -116,7 +119,9 @@ def test_quick_run_has_every_figure(quick_run: tuple[subprocess.CompletedProcess
             assert INTERRUPT_FIGURES <= device.keys() and figures[bench]["measured_on"] == "device"
     for n in ("5", "50", "500"):
         assert figures["cost"]["text"][n]["input_tokens"] > 0
-    for bench, keys in (("echo", {"echo_path", "playout", "monitor"}), ("echo_interrupt", ECHO_INTERRUPT_FIGURES)):
+    hotkeys = {"press_to_create_ms", "stop_to_cancel_ms", "xdotool_ms", "missed", "presses", "mechanism"}
+    for bench, keys in (("echo", {"echo_path", "playout", "monitor"}), ("echo_interrupt", ECHO_INTERRUPT_FIGURES),
+                        ("hotkeys", hotkeys)):  # fmt: skip
         if "skipped" in figures[bench]:  # no PulseAudio here: the output says why, nothing fails
             assert figures[bench]["skipped"].startswith("not measured: ")
         else:

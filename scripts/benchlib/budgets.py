@@ -196,6 +196,23 @@ BUDGETS = (
         "x",
         "median, worse size",
     ),
+    Budget(
+        "ctl hint: process start → response.create received",
+        "ctl",
+        ("process_start_to_response_create_received_ms", "median"),
+        100,
+        "ms",
+        "median",
+    ),
+    Budget("heavy imports in voicecoach ctl", "ctl", ("heavy_import_count",), 0, "modules", "count"),
+    Budget(
+        "hotkey press (Xvfb) → response.create at the server",
+        "hotkeys",
+        ("press_to_create_ms", "median"),
+        30,
+        "ms",
+        "median",
+    ),
     Budget("echo: AEC CPU per 10 ms block", "echo", ("playout", "cpu_ms_per_10ms_block"), 0.5, "ms", "mean"),
     Budget("echo: added mic → wire, our playout", "echo", ("playout", "added_ms", "p95"), 10, "ms", "p95"),
     # The 10 ms holds for our playout. With the call's monitor as the far end a frame waits for the

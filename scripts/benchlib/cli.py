@@ -39,6 +39,8 @@ class Sizes:
     echo_seconds: float  # far-end speech per reference path on the virtual echo path
     drift_seconds: float  # of the synthetic drift path (the full run crosses the reference's 50 s re-anchor)
     echo_interrupt_rounds: int
+    ctl_samples: int  # voicecoach ctl hint processes
+    hotkey_presses: int  # under Xvfb
 
 
 FULL = Sizes(
@@ -56,6 +58,8 @@ FULL = Sizes(
     echo_seconds=30,
     drift_seconds=70,
     echo_interrupt_rounds=10,
+    ctl_samples=15,
+    hotkey_presses=15,
 )
 QUICK = Sizes(
     connect_samples=2,
@@ -72,6 +76,8 @@ QUICK = Sizes(
     echo_seconds=5,
     drift_seconds=20,
     echo_interrupt_rounds=2,
+    ctl_samples=3,
+    hotkey_presses=3,
 )
 
 
@@ -176,6 +182,16 @@ def _benches(sizes: Sizes, tmp: Path) -> dict[str, Callable[[], dict[str, Any]]]
 
         return context_cache.run(tmp)
 
+    def ctl() -> dict[str, Any]:
+        from benchlib import ctl
+
+        return ctl.run(tmp, samples=sizes.ctl_samples)
+
+    def hotkeys() -> dict[str, Any]:
+        from benchlib import hotkeys
+
+        return hotkeys.run(tmp, presses=sizes.hotkey_presses)
+
     return {
         "connect": connect,
         "connect_websocket": connect_websocket,
@@ -196,6 +212,8 @@ def _benches(sizes: Sizes, tmp: Path) -> dict[str, Callable[[], dict[str, Any]]]
         "echo_drift": echo_drift,
         "echo_interrupt": echo_interrupt,
         "context_cache": context_cache,
+        "ctl": ctl,
+        "hotkeys": hotkeys,
     }
 
 
@@ -219,6 +237,8 @@ BENCH_NAMES = (
     "echo_drift",
     "echo_interrupt",
     "context_cache",
+    "ctl",
+    "hotkeys",
 )
 
 

@@ -17,6 +17,7 @@ from .audio.loopback import ThemChoice, open_them
 from .coach.actions import Intent
 from .config import Settings, default_config_path
 from .context import EMPTY_CONTEXT, Context, load_context
+from .control import Controls, remote_controls
 from .echo_setup import setup_echo
 from .runner import Runner, RunReport
 from .store import SessionStore
@@ -118,8 +119,10 @@ async def run_with_keys(
     if isinstance(view, PlainView):
         view.on_closed = runner.stop  # `voicecoach run --plain | head`: a closed pipe ends the run cleanly
     keys = asyncio.create_task(read_intents(intents, on_help=view.info), name="keys")
+    controls = Controls(lambda: runner, lambda: settings.profile)
     try:
-        return await runner.run()
+        async with remote_controls(controls, settings.hotkeys, view.info):
+            return await runner.run()
     finally:
         keys.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -169,6 +172,10 @@ class Runs:
             runner.stop(self._stopped)
         return runner
 
+    def current(self) -> Runner | None:
+        """The runner of the session now running (the last one made), or None before the UI has made one."""
+        return self._runners[-1] if self._runners else None
+
     def stop(self, reason: str) -> None:
         self._stopped = self._stopped or reason
         for runner in self._runners:
@@ -184,7 +191,10 @@ async def run_tui(runs: Runs, config_path: Path, voice: VoiceOutput | None = Non
 
     quiet_logging_for_tui()
     app = CoachApp(runs.settings, runs, config_path, voice=voice, echo_label=runs.echo_label, notices=runs.notices)
-    code = await app.run_async()
+    # The profile is the app's: it can switch it while the session runs. Lines go to its event log.
+    controls = Controls(runs.current, lambda: app.settings.profile)
+    async with remote_controls(controls, runs.settings.hotkeys, app.view.info):
+        code = await app.run_async()
     if app.summary:
         print(app.summary)
     report = app.report if isinstance(app.report, RunReport) else None

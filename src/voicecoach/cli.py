@@ -1,46 +1,71 @@
-"""Command line: ``voicecoach run | serve | demo | devices | profiles | sessions | token-server``.
+"""Command line: ``voicecoach run | serve | demo | ctl | devices | profiles | sessions | token-server``.
 
 Parses, wires, maps errors to exit codes; no logic.
 
 Heavy imports (aiortc, av, numpy, textual) happen inside the subcommands so that ``voicecoach --help`` is fast.
-Every :class:`~voicecoach.errors.VoicecoachError` ends the program with its one-line message on stderr and its
-exit code, never a traceback (``--debug`` logs the cause).
+``voicecoach ctl`` is faster still: a desktop shortcut runs it, so :func:`main` hands a plain ``ctl`` command
+line to :mod:`voicecoach.ctl.client` before anything else is imported, argparse included (this module's own
+imports are therefore all inside its functions). Every :class:`~voicecoach.errors.VoicecoachError` ends the
+program with its one-line message on stderr and its exit code, never a traceback (``--debug`` logs the cause).
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import signal
 import sys
-import threading
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
 
-from .cli_parser import RUN_SETTINGS, TOKEN_SERVER_FLAGS, build_parser, flag_names_of, one_line
-from .errors import VoicecoachError
-from .redact import redact_text
+# typing.TYPE_CHECKING without importing typing on the ctl path (mypy reads any flag of that name as true).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    import signal
+    from collections.abc import Callable, Coroutine, Sequence
+    from typing import Any
 
-log = logging.getLogger("voicecoach")
+    StopHook = Callable[[Callable[[str], None]], None]
+    Handler = Callable[[int, Any], Any] | int | signal.Handlers | None
+
 INTERNAL_ERROR = 70  # EX_SOFTWARE
 SIGNAL_EXIT = 130  # 128 + SIGINT, what a shell reports for Ctrl-C; also used for SIGTERM (see README)
+# The grammar's names, for callers (and tests) that used to find them here; loaded on first use (PEP 562).
+_FROM_PARSER = ("RUN_SETTINGS", "TOKEN_SERVER_FLAGS", "build_parser", "flag_names_of", "one_line")
+
+
+def __getattr__(name: str) -> object:
+    if name in _FROM_PARSER:
+        from . import cli_parser
+
+        return getattr(cli_parser, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    previous = _terminate_like_interrupt()
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["ctl"]:
+        from .ctl import client
+
+        plain = client.parse_args(args[1:])
+        if plain is not None:  # else --help or a mistake: the full parser below says it, as for any command
+            return client.run(*plain)
+    import signal
+
+    previous = _end_at_once_on_signals()
     try:
-        code = _main(argv)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside a run's own handlers (parsing, imports, the summary)
-        code = SIGNAL_EXIT
-    if previous is not None:  # main() called in-process (tests): leave the caller's handler as it was
-        try:
-            signal.signal(signal.SIGTERM, previous)  # runs a signal still pending, with our handler
-        except KeyboardInterrupt:
-            code = SIGNAL_EXIT
-    return code
+        return _main(args)
+    except KeyboardInterrupt:  # raised by code of ours or a library after a signal: still the signal's exit
+        return SIGNAL_EXIT
+    finally:
+        for sig, handler in previous.items():  # main() called in-process (tests): the caller's handlers again
+            signal.signal(sig, handler)
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    import logging
+
+    from .cli_parser import build_parser, one_line
+    from .errors import VoicecoachError
+    from .redact import redact_text
+
+    log = logging.getLogger("voicecoach")
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error argparse has already printed on one line
@@ -50,6 +75,7 @@ def _main(argv: Sequence[str] | None) -> int:
         "run": _cmd_run,
         "serve": _cmd_serve,
         "demo": _cmd_demo,
+        "ctl": _cmd_ctl,
         "devices": _cmd_devices,
         "profiles": _cmd_profiles,
         "sessions": _cmd_sessions,
@@ -80,6 +106,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .cli_parser import RUN_SETTINGS, build_parser, flag_names_of
     from .config import load_settings
 
     flags: dict[str, Any] = {name: getattr(args, name) for name in RUN_SETTINGS}
@@ -115,6 +142,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _run_async(
         lambda stop: run_demo(stop, output_file=args.output_file, events_file=args.events_file, plain=args.plain)
     )
+
+
+def _cmd_ctl(args: argparse.Namespace) -> int:
+    from .ctl import client
+
+    return client.run(args.ctl_command, args.json, args.pid)
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
@@ -157,6 +190,7 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def _cmd_token_server(args: argparse.Namespace) -> int:
+    from .cli_parser import TOKEN_SERVER_FLAGS
     from .config import load_settings
     from .tokenserver import run_token_server
 
@@ -166,15 +200,16 @@ def _cmd_token_server(args: argparse.Namespace) -> int:
     return run_token_server(load_settings(args.config, flags, flag_names=flag_names))
 
 
-StopHook = Callable[[Callable[[str], None]], None]
-
-
 def _run_async(start: Callable[[StopHook], Coroutine[Any, Any, int]]) -> int:
     """Run a session coroutine; Ctrl-C and SIGTERM ask it to stop cleanly instead of killing it mid-write."""
     import asyncio  # here, not at the top: `voicecoach --help` should not pay for it
+    import signal
+
+    from .tasks import quiet_aiortc_orphans
 
     async def body() -> int:
         loop = asyncio.get_running_loop()
+        quiet_aiortc_orphans(loop)
         stoppers: list[Callable[[str], None]] = []
         signalled: list[str] = []
         main = asyncio.current_task()
@@ -207,27 +242,41 @@ def _run_async(start: Callable[[StopHook], Coroutine[Any, Any, int]]) -> int:
     try:
         return asyncio.run(body())
     finally:
-        # Closing the loop put SIGTERM back to the default (143, mid-summary); from here on it is 130 again.
-        _terminate_like_interrupt()
+        # Closing the loop put SIGINT and SIGTERM back to Python's defaults: ours again for the summary.
+        _end_at_once_on_signals()
 
 
-def _terminate_like_interrupt() -> signal.Handlers | Callable[[int, Any], Any] | int | None:
-    """Until a run installs its own handlers, SIGTERM ends the program as Ctrl-C does: exit 130, one way.
+def _end_at_once_on_signals() -> dict[signal.Signals, Handler]:
+    """Outside a run's own handlers (start-up, the summary after it), SIGINT and SIGTERM end the program at once
+    with 130: nothing is half-written then that a clean stop would save (a run registers its stop first).
 
-    Without this, a SIGTERM during start-up (imports, opening devices) would kill the process with 143 before
-    the run's own handler, which stops it cleanly, is in place. Returns the handler it replaced (None when it
-    could not replace one: handlers can only be set on the main thread).
+    Not by raising KeyboardInterrupt: raised in the middle of an import, a library's bare ``except:`` can
+    swallow it (seen: a SIGTERM 0.16 s into the demo ignored, the demo ran to its end), or turn it into another
+    error. And not the default action either, which would be 143 for SIGTERM. Returns the handlers replaced
+    (none off the main thread, where handlers cannot be set).
     """
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    import signal
+    import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, interrupt)
+        return {}
+    return {sig: signal.signal(sig, _exit_130) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _exit_130(signum: int, frame: object) -> None:
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()  # what was printed before the signal still reaches the reader
+        except Exception:  # a closed pipe, or a write the signal interrupted: nothing more can be done
+            pass
+    os._exit(SIGNAL_EXIT)
 
 
 def _setup_logging(debug: bool) -> None:
+    import logging
+
     from .redact import redact_text
 
     class Redacting(logging.Filter):

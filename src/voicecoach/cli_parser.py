@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
+from .ctl.wire import COMMANDS as CTL_COMMANDS
 
 DEBUG_HELP = "log details (secrets redacted) to stderr; also accepted after the command (default: off)"
 
@@ -281,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="line output instead of the full screen UI (default: off; on when output is not a terminal)",
     )
 
+    _add_ctl_parser(sub)
+
     sub.add_parser("devices", help="list audio input and output devices")
 
     profiles = sub.add_parser(
@@ -334,6 +337,33 @@ def flag_names_of(parser: argparse.ArgumentParser, command: str) -> dict[str, st
     """Setting (dotted key) → the long flag of ``command`` that sets it, e.g. ``ice_hosts`` → ``--ice-host``."""
     sub = next(p for p in _parsers(parser) if p.prog == f"{parser.prog} {command}")
     return {a.dest: a.option_strings[-1] for a in sub._actions if a.option_strings}
+
+
+def _add_ctl_parser(sub: Any) -> None:  # the subparsers action (its parser class is set by build_parser)
+    ctl = sub.add_parser(
+        "ctl",
+        help="drive the running voicecoach from a desktop shortcut: hint, guide, stop, mute, unmute, status",
+        description="Send one command to the running voicecoach run or demo, over its control socket in "
+        "$XDG_RUNTIME_DIR/voicecoach (else /tmp/voicecoach-UID), and print its answer in one line. Exit 0 when "
+        "it was done, 1 when no voicecoach runs (or several do and --pid is missing) or it could not be done. "
+        "Bind it to a key in your desktop's shortcut settings (see the README).",
+    )
+    ctl.add_argument(
+        "ctl_command",
+        choices=CTL_COMMANDS,
+        metavar="COMMAND",
+        help="hint (a quick hint), guide (full guidance), stop (the coach stops talking), mute or unmute (the "
+        "microphone), status (state, transport, profile, last hint and cost)",
+    )
+    ctl.add_argument(
+        "--json", action="store_true", help="print the reply as JSON, with every figure of status (default: a line)"
+    )
+    ctl.add_argument(
+        "--pid",
+        type=_positive_int,
+        metavar="PID",
+        help="the voicecoach with this process id, when several run (default: the only one running)",
+    )
 
 
 def _add_sessions_parser(sub: Any) -> None:  # the subparsers action (its parser class is set by build_parser)

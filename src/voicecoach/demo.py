@@ -26,6 +26,7 @@ from .audio.files import NullSink, PcmSource, WavSink
 from .audio.frames import WIRE_RATE, Pcm, silence
 from .coach.actions import METRIC_LABELS, MetricName
 from .config import load_settings
+from .control import Controls, remote_controls
 from .errors import AudioError
 from .runner import RunReport
 from .server import RealtimeServer, Scenario, ServerConfig
@@ -125,7 +126,11 @@ async def run_demo(
                 view = PlainView()
                 view.info("voicecoach demo: a scripted interview (you and them) against the built-in local server")
                 view.info(f"the coach's voice goes to {where}")
-                code, report = 0, await runs(view).run()
+                runner = runs(view)
+                async with remote_controls(
+                    Controls(runs.current, lambda: settings.profile), settings.hotkeys, view.info
+                ):
+                    code, report = 0, await runner.run()
         finally:
             ender.cancel()
             with contextlib.suppress(asyncio.CancelledError):

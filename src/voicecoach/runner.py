@@ -113,6 +113,25 @@ class Runner:
         self._stop_reason = self._stop_reason or reason
         self._stop.set()
 
+    @property
+    def stopping(self) -> bool:
+        """A stop was asked: the run is ending, and an intent would go nowhere."""
+        return self._stop.is_set()
+
+    def command(self, intent: Intent, source: str = "key") -> list[Action] | None:
+        """Carry out ``intent`` now when the session is live and return the actions it gave; else queue it, as a
+        key pressed while connecting (it acts once the session is ready), and return None.
+
+        For askers outside the intents queue (``voicecoach ctl``, a global hotkey), on the loop thread: the
+        intent acts within this call. ``source`` ("ctl", "hotkey") names the asker in an interrupt's record.
+        """
+        if not self.coach.live:
+            self.intents.put_nowait(intent)
+            return None
+        actions = self.coach.command(intent, self.clock(), source)
+        self.execute(actions)
+        return actions
+
     def renew(self, reason: str) -> None:
         """Close the current link and open a fresh session, keeping the conversation (rollover, expiry)."""
         self._renew_reason = reason

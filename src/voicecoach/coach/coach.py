@@ -299,13 +299,14 @@ class Coach(HintFlow):
 
     # --- user intents ---------------------------------------------------------------------------------
 
-    def command(self, intent: Intent, now: float) -> list[Action]:
+    def command(self, intent: Intent, now: float, source: str = "key") -> list[Action]:
+        """What ``intent`` does now; ``source`` ("key", "ctl", "hotkey") names the asker in an interrupt's record."""
         match intent:
             case Intent.QUICK_HINT | Intent.FULL_GUIDANCE:
                 self.speakers.guard.cancel_held()  # the key asks now: a held phrase must not ask again
                 return self._ask("quick" if intent is Intent.QUICK_HINT else "full", now)
             case Intent.INTERRUPT:
-                return self._interrupt(now, "key")
+                return self._interrupt(now, source)
             case Intent.TOGGLE_MUTE:
                 if not self.live:
                     return [Notice("info", "not connected: nothing to mute")]
