@@ -39,6 +39,8 @@ class Sizes:
     echo_seconds: float  # far-end speech per reference path on the virtual echo path
     drift_seconds: float  # of the synthetic drift path (the full run crosses the reference's 50 s re-anchor)
     echo_interrupt_rounds: int
+    local_triggers: int  # spoken triggers in the local backend's run (each a hint)
+    local_window_s: float  # of listening, for the local backend's CPU and RSS
 
 
 FULL = Sizes(
@@ -56,6 +58,8 @@ FULL = Sizes(
     echo_seconds=30,
     drift_seconds=70,
     echo_interrupt_rounds=10,
+    local_triggers=10,
+    local_window_s=30,
 )
 QUICK = Sizes(
     connect_samples=2,
@@ -72,6 +76,8 @@ QUICK = Sizes(
     echo_seconds=5,
     drift_seconds=20,
     echo_interrupt_rounds=2,
+    local_triggers=2,
+    local_window_s=10,
 )
 
 
@@ -176,6 +182,11 @@ def _benches(sizes: Sizes, tmp: Path) -> dict[str, Callable[[], dict[str, Any]]]
 
         return context_cache.run(tmp)
 
+    def local() -> dict[str, Any]:
+        from benchlib import local
+
+        return local.run(tmp, triggers=sizes.local_triggers, window=sizes.local_window_s)
+
     return {
         "connect": connect,
         "connect_websocket": connect_websocket,
@@ -196,6 +207,7 @@ def _benches(sizes: Sizes, tmp: Path) -> dict[str, Callable[[], dict[str, Any]]]
         "echo_drift": echo_drift,
         "echo_interrupt": echo_interrupt,
         "context_cache": context_cache,
+        "local": local,
     }
 
 
