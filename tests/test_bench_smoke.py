@@ -50,6 +50,7 @@ EXPECTED: dict[str, set[str]] = {
     "ctl": {"command", "samples", "missed", "process_start_to_response_create_received_ms", "ctl_process_wall_ms",
             "stop_process_start_to_cancel_received_ms", "import_ms", "heavy_imports", "heavy_import_count"},
     "hotkeys": set(),  # its figures, or "skipped" where Xvfb, xdotool or pynput is missing: checked below
+    "local": set(),  # likewise, where the local extra or espeak-ng is missing
 }  # fmt: skip
 COMMON_PHASES = {"interpreter_ms", "imports_ms", "settings_ms", "token_ms", "session_updated_ms", "other_ms",
                  "after_imports_ms", "total_ms"}  # fmt: skip
@@ -59,9 +60,15 @@ FALLBACK_FIGURES = {"process_start_to_session_updated_ms", "after_imports_to_ses
                     "why_shown"}  # fmt: skip
 ECHO_PASS_FIGURES = {"reference", "erle_db", "erle_first_2_s_db", "erle_worst_1_s_window_db", "raw_echo_dbfs",
                      "cpu_ms_per_10ms_block", "added_ms", "late_reference_frames", "frames"}  # fmt: skip
-ECHO_INTERRUPT_FIGURES = {"phrase_end_to_silent_ms", "phrase_end_to_transcript_ms", "transcript_to_silent_ms",
+ECHO_LOCAL_FIGURES = {"startup_wall_s", "triggers", "hints_spoken", "utterances_heard", "end_of_speech_to_transcript_ms",
+                 "trigger_to_first_audio_ms", "end_of_speech_to_first_audio_ms",
+                 "interrupt_to_model_stream_closed_ms", "listening"}  # fmt: skip
+INTERRUPT_FIGURES = {"phrase_end_to_silent_ms", "phrase_end_to_transcript_ms", "transcript_to_silent_ms",
                           "rounds", "rounds_not_interrupted", "self_turns_while_coach_alone", "user_turns",
                           "server_floor_ms"}  # fmt: skip
+LOCAL_FIGURES = {"startup_wall_s", "triggers", "hints_spoken", "utterances_heard", "end_of_speech_to_transcript_ms",
+                 "trigger_to_first_audio_ms", "end_of_speech_to_first_audio_ms",
+                 "interrupt_to_model_stream_closed_ms", "listening"}  # fmt: skip
 INTERRUPT_FIGURES = {"key_ms", "phrase_ms", "phrase_over_wire_ms", "flush_to_silent_ms", "cancel_sent_ms",
                      "runner_metric_ms", "block_ms", "response_cancel_sent", "pull_gap_ms",
                      "rounds_not_silent_within_5_s"}  # fmt: skip
@@ -121,7 +128,7 @@ def test_quick_run_has_every_figure(quick_run: tuple[subprocess.CompletedProcess
         assert figures["cost"]["text"][n]["input_tokens"] > 0
     hotkeys = {"press_to_create_ms", "stop_to_cancel_ms", "xdotool_ms", "missed", "presses", "mechanism"}
     for bench, keys in (("echo", {"echo_path", "playout", "monitor"}), ("echo_interrupt", ECHO_INTERRUPT_FIGURES),
-                        ("hotkeys", hotkeys)):  # fmt: skip
+                        ("hotkeys", hotkeys), ("local", LOCAL_FIGURES)):  # fmt: skip
         if "skipped" in figures[bench]:  # no PulseAudio here: the output says why, nothing fails
             assert figures[bench]["skipped"].startswith("not measured: ")
         else:

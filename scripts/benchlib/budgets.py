@@ -244,6 +244,40 @@ BUDGETS = (
         "rounds",
         "count",
     ),
+    Budget(
+        "local: end of speech → transcript completed",
+        "local",
+        ("end_of_speech_to_transcript_ms", "p95"),
+        1000,
+        "ms",
+        "p95",
+    ),
+    Budget(
+        "local: trigger → first hint audio (stand-in LLM)",
+        "local",
+        ("trigger_to_first_audio_ms", "p95"),
+        400,
+        "ms",
+        "p95",
+    ),
+    Budget(
+        "local: end of speech → first hint audio (stand-in LLM)",
+        "local",
+        ("end_of_speech_to_first_audio_ms", "p95"),
+        1200,
+        "ms",
+        "p95",
+    ),
+    Budget(
+        "local: interrupt → model stream closed",
+        "local",
+        ("interrupt_to_model_stream_closed_ms", "p95"),
+        100,
+        "ms",
+        "p95",
+    ),
+    Budget("local: CPU while listening", "local", ("listening", "cpu_percent_of_one_core"), 50, "% core", "window"),
+    Budget("local: RSS while listening", "local", ("listening", "rss_mb"), 400, "MB", "at the window's end"),
 )
 
 

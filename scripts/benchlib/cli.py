@@ -41,6 +41,8 @@ class Sizes:
     echo_interrupt_rounds: int
     ctl_samples: int  # voicecoach ctl hint processes
     hotkey_presses: int  # under Xvfb
+    local_triggers: int  # spoken triggers in the local backend's run (each a hint)
+    local_window_s: float  # of listening, for the local backend's CPU and RSS
 
 
 FULL = Sizes(
@@ -60,6 +62,8 @@ FULL = Sizes(
     echo_interrupt_rounds=10,
     ctl_samples=15,
     hotkey_presses=15,
+    local_triggers=10,
+    local_window_s=30,
 )
 QUICK = Sizes(
     connect_samples=2,
@@ -78,6 +82,8 @@ QUICK = Sizes(
     echo_interrupt_rounds=2,
     ctl_samples=3,
     hotkey_presses=3,
+    local_triggers=2,
+    local_window_s=10,
 )
 
 
@@ -192,6 +198,11 @@ def _benches(sizes: Sizes, tmp: Path) -> dict[str, Callable[[], dict[str, Any]]]
 
         return hotkeys.run(tmp, presses=sizes.hotkey_presses)
 
+    def local() -> dict[str, Any]:
+        from benchlib import local
+
+        return local.run(tmp, triggers=sizes.local_triggers, window=sizes.local_window_s)
+
     return {
         "connect": connect,
         "connect_websocket": connect_websocket,
@@ -214,6 +225,7 @@ def _benches(sizes: Sizes, tmp: Path) -> dict[str, Callable[[], dict[str, Any]]]
         "context_cache": context_cache,
         "ctl": ctl,
         "hotkeys": hotkeys,
+        "local": local,
     }
 
 
@@ -239,6 +251,7 @@ BENCH_NAMES = (
     "context_cache",
     "ctl",
     "hotkeys",
+    "local",
 )
 
 

@@ -73,12 +73,14 @@ async def _run(
     gate = them.source is not None and settings.them_file is None and settings.output_file is None
     echo = setup_echo(settings, source, sink, them.source, them_is_monitor=gate)
     settings, source = echo.settings, echo.source
+    # The status bar says the session is local (voicecoach run --local): next to the echo state, its one slot.
+    status_label = f"local · {echo.label}" if settings.local else echo.label
     notices = [line for line in (them.notice, echo.notice) if line]
     if context.files:
         notices.append(context.describe(settings.coach.context_limit_tokens))
     async with echo.running():
         if use_tui(settings):
-            runs = Runs(settings, source, sink, store, them=echo.them, them_gate=gate, echo_label=echo.label)
+            runs = Runs(settings, source, sink, store, them=echo.them, them_gate=gate, echo_label=status_label)
             runs.context_text = context.text
             runs.notices = [*notices, f"{echo.label} ({echo.decision.why})"]
             on_stop(runs.stop)

@@ -113,6 +113,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     flags["coach"] = {"context_files": args.context}  # --context FILE, repeated: the whole list
     flag_names = {**flag_names_of(build_parser(), "run"), "coach.context_files": "--context"}
     settings = load_settings(args.config, flags, flag_names=flag_names)
+    if settings.local or args.allow_remote_llm:
+        from .local_run import check_local_flags, run_local
+
+        check_local_flags(settings, args)
+        return _run_async(lambda stop: run_local(settings, stop, args.config, allow_remote_llm=args.allow_remote_llm))
     from .app import run_app
 
     return _run_async(lambda stop: run_app(settings, stop, args.config))
@@ -121,6 +126,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .server import run_serve, serve_config
 
+    local = None
+    if args.backend == "local" or args.allow_remote_llm:
+        from .config import load_settings
+        from .local_run import check_serve_flags, local_config
+
+        check_serve_flags(args.backend, args.allow_remote_llm)
+        local = local_config(load_settings(None, {}), allow_remote_llm=args.allow_remote_llm)
     config = serve_config(
         host=args.host,
         port=args.port,
@@ -129,6 +141,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         require_keys=args.require_keys,
         keys_file=args.keys_file,
         transport=args.transport,
+        backend=args.backend,
+        local=local,
     )
     return run_serve(config)
 

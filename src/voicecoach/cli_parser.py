@@ -42,6 +42,7 @@ RUN_SETTINGS = (
     "token_url",
     "transport",
     "profile",
+    "local",
 )
 
 
@@ -225,6 +226,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="get ephemeral keys from a voicecoach token-server, e.g. http://127.0.0.1:8766/v1/token "
         "(default: none, use the API key)",
     )
+    run.add_argument(
+        "--local",
+        action="store_true",
+        default=None,
+        help="coach with nothing leaving this machine: a local server in this process with speech recognition, "
+        "your own language model server (local_llm_url) and a local voice; needs voicecoach[local] (default: off)",
+    )
+    run.add_argument(
+        "--allow-remote-llm",
+        action="store_true",
+        help="with --local, let local_llm_url be on another machine: the transcript of the meeting then goes "
+        "there (default: refuse any language model server that is not on this machine)",
+    )
 
     serve = sub.add_parser("serve", help="run the local Realtime-compatible server (for tests and offline use)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
@@ -263,6 +277,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="both",
         help="which transports to serve: WebRTC (POST /v1/realtime/calls), WebSocket (GET /v1/realtime), or both; "
         "the one left out answers 404 (default: %(default)s)",
+    )
+
+    serve.add_argument(
+        "--backend",
+        choices=("scripted", "local"),
+        default="scripted",
+        help="what the server hears and says: the scenario's scripted lines, or local speech recognition, a "
+        "language model server on this machine (local_llm_url) and a local voice (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--allow-remote-llm",
+        action="store_true",
+        help="with --backend local, let local_llm_url be on another machine (default: refuse one that is not on "
+        "this machine)",
     )
 
     demo = sub.add_parser("demo", help="a scripted meeting against the built-in local server (no key, no sound card)")

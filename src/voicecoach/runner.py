@@ -35,6 +35,7 @@ from .coach.actions import Action, Intent, LinkUp, Notice, Reconnecting
 from .coach.coach import Coach
 from .coach.settings import CoachSettings
 from .coach.timing import TimingSettings
+from .coach.usage import LOCAL_MODEL
 from .config import Settings
 from .connector import Connector, Credential, Opened
 from .errors import ConnectError
@@ -79,9 +80,11 @@ class Runner:
         self.clock = clock
         self.coach = Coach(
             settings.coach,
-            model=settings.model,
+            model=LOCAL_MODEL if settings.local else settings.model,  # --local: priced at zero
             timing=TimingSettings(settings.session_max_seconds, settings.rollover_margin, settings.duration),
-            transcription_models={"you": settings.transcription_model, CHANNEL: settings.them_transcription_model},
+            transcription_models={"you": settings.transcription_model, CHANNEL: settings.them_transcription_model}
+            if not settings.local
+            else {"you": LOCAL_MODEL, CHANNEL: LOCAL_MODEL},
             context_text=context_text,
             them_capture=them is not None,
         )

@@ -67,6 +67,7 @@ TRANSCRIPTION_PRICE_TABLE: dict[str, TranscriptionPrices] = {
     "whisper-1": TranscriptionPrices(per_minute=0.006),
     "gpt-live-transcribe": _PER_MINUTE_017,
     "gpt-realtime-whisper": _PER_MINUTE_017,
+    "local": TranscriptionPrices(per_minute=0.0),  # voicecoach run --local (usage.LOCAL_MODEL)
 }
 
 

@@ -46,6 +46,7 @@ _MINI = Prices(
     image_cached=0.08,
 )
 
+LOCAL_MODEL = "local"  # the price list of voicecoach run --local (and its transcription: cost.py)
 PRICE_TABLE: dict[str, Prices] = {
     "gpt-realtime-1.5": Prices(),
     "gpt-realtime-2": Prices(text_out=24.00),
@@ -63,6 +64,17 @@ PRICE_TABLE: dict[str, Prices] = {
         audio_in=10.00,
         audio_cached=0.30,
         audio_out=20.00,
+        image_in=0.0,
+        image_cached=0.0,
+    ),
+    # voicecoach run --local: tokens are counted as the protocol reports them, and cost nothing.
+    LOCAL_MODEL: Prices(
+        text_in=0.0,
+        text_cached=0.0,
+        text_out=0.0,
+        audio_in=0.0,
+        audio_cached=0.0,
+        audio_out=0.0,
         image_in=0.0,
         image_cached=0.0,
     ),

@@ -6,7 +6,8 @@ Tasks (all owned by :meth:`Call.run`, cancelled and awaited by :meth:`Call.close
 * the pump (inbox → session → outputs; it sleeps until the session's next deadline or new input);
   the outbound voice is paced by aiortc pulling :meth:`ResponseAudioTrack.recv`, not by the pump,
 * the reader of the client's audio track (decoded Opus → mono 48 kHz → inbox, and the recording),
-* one voice-rendering task per audio response (off the event loop).
+* the backend's work: one voice-rendering task per audio response, and with a live backend one task per
+  turn to transcribe and per reply to generate (all off the event loop's pump).
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ from aiortc.mediastreams import MediaStreamError
 
 from ..audio.frames import WIRE_RATE, Pcm, Resampler, downmix, pcm_from_frame, silence
 from .audio_track import ResponseAudioTrack
+from .backend import Backend
 from .fitting import encode, fit_event, max_message_size, size, too_large_error
 from .outputs import PlayAudio
 from .pump import Message, PumpStep, SessionPump
 from .session import RealtimeSession
-from .voice import VoiceMode
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,11 @@ class Call(SessionPump):
         session: RealtimeSession,
         *,
         ice_servers: list[str],
-        voice: VoiceMode,
+        backend: Backend,
         record_seconds: float,
         clock: Callable[[], float],
     ) -> None:
-        super().__init__(call_id, session, voice=voice, clock=clock)
+        super().__init__(call_id, session, backend=backend, clock=clock)
         self._recording: deque[Pcm] = deque(maxlen=max(1, int(record_seconds * 50)))
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(urls=u) for u in ice_servers]))
         self.track = ResponseAudioTrack(self._on_played)

@@ -9,11 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError
 from .faults import FaultConfig
+from .local_config import LocalConfig
 from .scenario import Scenario, default_scenario, load_scenario
 from .session import SessionOptions
 
 Transport = Literal["webrtc", "websocket", "both"]
 TRANSPORTS: tuple[Transport, ...] = ("webrtc", "websocket", "both")
+BackendName = Literal["scripted", "local"]
+BACKENDS: tuple[BackendName, ...] = ("scripted", "local")
 
 
 class ServerConfig(BaseModel):
@@ -32,6 +35,9 @@ class ServerConfig(BaseModel):
     ``transport``: which transports are served (``voicecoach serve --transport``). The one left out answers
     404 with a JSON error naming the flag: ``POST /v1/realtime/calls`` (and hangup) without ``webrtc``,
     ``GET /v1/realtime`` without ``websocket``. ``client_secrets`` is served either way.
+    ``backend``: what the server hears, says and sounds like (:mod:`.backend`): ``scripted`` (the scenario; the
+    default) or ``local`` (real speech recognition, a language model on this machine and a real voice, set by
+    ``local``; the scenario is then unused).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -51,6 +57,8 @@ class ServerConfig(BaseModel):
     scenario_spans_calls: bool = False
     faults: FaultConfig = FaultConfig()
     transport: Transport = "both"
+    backend: BackendName = "scripted"
+    local: LocalConfig = LocalConfig()
 
     def serves(self, transport: str) -> bool:
         """Whether ``transport`` ("webrtc" or "websocket") is served."""
@@ -107,6 +115,8 @@ def serve_config(
     require_keys: list[str] | None,
     keys_file: Path | None,
     transport: Transport = "both",
+    backend: BackendName = "scripted",
+    local: LocalConfig | None = None,
 ) -> ServerConfig:
     """The settings of ``voicecoach serve`` from its flags; a bad value is a :class:`ConfigError` naming the flag."""
     keys = tuple(require_keys or ())
@@ -122,6 +132,8 @@ def serve_config(
             session_max_seconds=session_max_seconds,
             api_keys=keys,
             transport=transport,
+            backend=backend,
+            local=local or LocalConfig(),
         )
     except ValidationError as exc:
         error = exc.errors()[0]

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from .defaults import fill_format, merge_session
 from .items import inline_id, item_from_wire
-from .outputs import Output
+from .live_response import LiveResponse
+from .outputs import Output, ReplyRequest
 from .responses import Response, ResponseParams, truncate_item
 from .schema import WireError
 from .usage import Segment, fingerprint, text_tokens
@@ -156,27 +157,57 @@ def build_response(s: RealtimeSession, params: dict[str, Any], now: float) -> Re
         segments += [item.segment() for item in s.conversation]
     output = params.get("audio", {}).get("output", {})
     audio_format = fill_format(output.get("format", session["audio"]["output"]["format"]))
-    response = Response(
-        ResponseParams(
-            text=s.scenario.next_response(),
-            modality=params.get("output_modalities", session["output_modalities"])[0],
-            voice=output.get("voice", session["audio"]["output"]["voice"]),
-            audio_format=audio_format,
-            max_output_tokens=params.get("max_output_tokens", session["max_output_tokens"]),
-            metadata=params.get("metadata"),
-            conversation=s.conversation if in_band else None,
-            input_segments=segments,
-            # What it is compared with for ``cached_tokens``: the earlier prompt sharing the longest prefix.
-            previous_segments=list(s.prompt_cache.match(segments)),
-        ),
-        s.ids,
-        now,
-        latency=s.options.response_latency,
-        speed=s.options.generation_speed,
-        stream_audio=s.options.transport == "websocket",
+    text = s.lines.said()  # None: a live backend makes the reply (what it says)
+    response_params = ResponseParams(
+        text=text or "",
+        modality=params.get("output_modalities", session["output_modalities"])[0],
+        voice=output.get("voice", session["audio"]["output"]["voice"]),
+        audio_format=audio_format,
+        max_output_tokens=params.get("max_output_tokens", session["max_output_tokens"]),
+        metadata=params.get("metadata"),
+        conversation=s.conversation if in_band else None,
+        input_segments=segments,
+        # What it is compared with for ``cached_tokens``: the earlier prompt sharing the longest prefix.
+        previous_segments=list(s.prompt_cache.match(segments)),
     )
+    stream_audio = s.options.transport == "websocket"
+    response: Response
+    if text is None:
+        request = ReplyRequest(
+            instructions=instructions or None,
+            items=_request_items(s, params),
+            max_output_tokens=response_params.max_output_tokens,
+            modality=response_params.modality,
+            voice=str(response_params.voice),
+        )
+        response = LiveResponse(response_params, request, s.ids, now, stream_audio=stream_audio)
+    else:
+        response = Response(
+            response_params,
+            s.ids,
+            now,
+            latency=s.options.response_latency,
+            speed=s.options.generation_speed,
+            stream_audio=stream_audio,
+        )
     s.prompt_cache.remember(segments)  # the prompt is read when the response starts, cancelled or not
     return response
+
+
+def _request_items(s: RealtimeSession, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The response's input as wire items for the language model: its ``input`` (references resolved to the
+    items they name, with their transcripts), or the whole conversation for an in-band response without one."""
+    if "input" not in params:
+        return [item.wire() for item in s.conversation]
+    items: list[dict[str, Any]] = []
+    for entry in params["input"]:
+        if entry["type"] == "item_reference":
+            found = s.conversation.get(entry["id"])
+            if found is not None:  # checked by _input_entry above
+                items.append(found.wire())
+        else:
+            items.append(copy.deepcopy(entry))
+    return items
 
 
 def _input_entry(s: RealtimeSession, entry: dict[str, Any], param: str) -> Any:

@@ -16,20 +16,30 @@ from typing import Any
 
 import numpy as np
 
-from ..audio.frames import WIRE_FRAME_SAMPLES, WIRE_RATE, FrameChunker, Pcm, rms, silence
-from .vad import EnergyVad, VadEvent, VadSettings
+from ..audio.frames import WIRE_FRAME_SAMPLES, WIRE_RATE, FrameChunker, Pcm, silence
+from .vad import EnergyVad, TurnDetector, TurnDetectorFactory, VadEvent, VadSettings
 
 _SAMPLES_PER_MS = WIRE_RATE // 1000
 
 
 class InputAudio:
-    def __init__(self, turn_detection: dict[str, Any] | None, max_seconds: float = 120.0) -> None:
+    """``detector``: makes the turn detector for the session's ``server_vad`` settings (the backend's ears:
+    :class:`~voicecoach.server.vad.EnergyVad` by default)."""
+
+    def __init__(
+        self,
+        turn_detection: dict[str, Any] | None,
+        max_seconds: float = 120.0,
+        *,
+        detector: TurnDetectorFactory = EnergyVad,
+    ) -> None:
         self._chunker = FrameChunker(WIRE_FRAME_SAMPLES)
         self._frames: deque[tuple[int, Pcm]] = deque()  # (absolute start sample, frame)
         self._buffered = 0
         self._max_samples = int(max_seconds * WIRE_RATE)
         self.total_samples = 0
-        self._vad: EnergyVad | None = None
+        self._detector = detector
+        self._vad: TurnDetector | None = None
         self.configure(turn_detection)
 
     def configure(self, turn_detection: dict[str, Any] | None) -> None:
@@ -39,7 +49,7 @@ class InputAudio:
             return
         settings = VadSettings.from_turn_detection(turn_detection)
         if self._vad is None or self._vad.settings != settings:
-            self._vad = EnergyVad(settings)
+            self._vad = self._detector(settings)
             self._vad.reset(self.now_ms)
 
     @property
@@ -66,7 +76,7 @@ class InputAudio:
                 _, old = self._frames.popleft()
                 self._buffered -= old.size
             if self._vad is not None:
-                event = self._vad.push(rms(frame), self.now_ms)
+                event = self._vad.push_frame(frame, self.now_ms)
                 if event is not None:
                     events.append(event)
         return events

@@ -8,6 +8,10 @@ next timer, delta or expiry), so an idle call costs nothing: there is no fixed-i
 
 Subclasses (:class:`~voicecoach.server.call.Call`, :class:`~voicecoach.server.websocket.WebSocketCall`) say
 how an event is sent and how audio is played; they own the pump task and call :meth:`_pump` from it.
+
+The backend's work (a voice to render, and with a live backend a turn to transcribe or a reply to generate) runs
+in tasks owned here, never in the session: each reports back through the inbox, so the session sees it in order
+with everything else. A reply's task is cancelled the moment the session says :class:`StopGenerating`.
 """
 
 from __future__ import annotations
@@ -16,13 +20,25 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from .outputs import ClearAudio, CloseCall, Output, PlayAudio, SendEvent, Synthesize
+from ..audio.frames import Pcm
+from ..errors import VoicecoachError
+from .backend import Backend, ReplyUsage
+from .outputs import (
+    ClearAudio,
+    CloseCall,
+    Generate,
+    Output,
+    PlayAudio,
+    SendEvent,
+    StopGenerating,
+    Synthesize,
+    Transcribe,
+)
 from .session import RealtimeSession
-from .voice import VoiceMode, render_speech
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +48,24 @@ PumpStep = Callable[[RealtimeSession, float], list[Output]]
 
 @dataclass
 class Message:
-    kind: str  # "text" | "audio" | "played" | "speech" | "step" | "end"
+    # "text" | "audio" | "played" | "speech" | "step" | "end", and from a live backend:
+    # "transcript" | "sentence" | "reply_text" | "reply_end"
+    kind: str
     payload: Any = None
+
+
+class _InboxSink:
+    """A reply's reports, into the pump's inbox (the backend calls these on the loop)."""
+
+    def __init__(self, inbox: asyncio.Queue[Message], response_id: str) -> None:
+        self._inbox = inbox
+        self._id = response_id
+
+    def sentence(self, text: str, pcm: Pcm) -> None:
+        self._inbox.put_nowait(Message("sentence", (self._id, text, pcm)))
+
+    def text(self, delta: str) -> None:
+        self._inbox.put_nowait(Message("reply_text", (self._id, delta)))
 
 
 class SessionPump:
@@ -41,17 +73,18 @@ class SessionPump:
 
     transport = "webrtc"
 
-    def __init__(self, call_id: str, session: RealtimeSession, *, voice: VoiceMode, clock: Callable[[], float]) -> None:
+    def __init__(self, call_id: str, session: RealtimeSession, *, backend: Backend, clock: Callable[[], float]) -> None:
         self.id = call_id
         self.session = session
         self.events_sent: list[dict[str, Any]] = []
         self.events_received: list[Any] = []
         self.closed = False
         self.close_reason = ""
-        self._voice = voice
+        self._backend = backend
         self._clock = clock
         self._inbox: asyncio.Queue[Message] = asyncio.Queue()
-        self._voices: set[asyncio.Task[None]] = set()
+        self._voices: set[asyncio.Task[None]] = set()  # every backend task: voices, transcripts, replies
+        self._replies: dict[str, asyncio.Task[None]] = {}  # response id → its reply, until it ends or is stopped
         self._runner: asyncio.Task[None] | None = None  # the connection's run(), started by the transport
 
     async def close(self, reason: str = "closed by the server") -> None:
@@ -154,6 +187,21 @@ class SessionPump:
         if message.kind == "step":
             outputs: list[Output] = message.payload(session, now)
             return outputs
+        if message.kind == "transcript":
+            item_id, text, error = message.payload
+            if error is not None:
+                return session.transcription_failed(item_id, error, now)
+            return session.transcription_result(item_id, text, now)
+        if message.kind == "sentence":
+            response_id, text, pcm = message.payload
+            return session.reply_sentence(response_id, text, pcm, now)
+        if message.kind == "reply_text":
+            response_id, delta = message.payload
+            return session.reply_text(response_id, delta, now)
+        if message.kind == "reply_end":
+            response_id, usage, error = message.payload
+            self._replies.pop(response_id, None)
+            return session.reply_end(response_id, usage, error, now)
         response_id, pcm = message.payload
         return session.speech_ready(response_id, pcm, now)
 
@@ -173,18 +221,52 @@ class SessionPump:
             elif isinstance(output, ClearAudio):
                 self._clear_audio()
             elif isinstance(output, Synthesize):
-                task = asyncio.create_task(self._render(output), name=f"voice-{output.response_id}")
-                self._voices.add(task)
-                task.add_done_callback(self._voices.discard)
+                self._own(self._render(output), f"voice-{output.response_id}")
+            elif isinstance(output, Transcribe):
+                self._own(self._transcribe(output), f"stt-{output.item_id}")
+            elif isinstance(output, Generate):
+                self._replies[output.response_id] = self._own(self._generate(output), f"reply-{output.response_id}")
+            elif isinstance(output, StopGenerating):
+                reply = self._replies.pop(output.response_id, None)
+                if reply is not None:
+                    reply.cancel()  # closes the model's stream at once; still owned (awaited by _stop_voices)
             elif isinstance(output, CloseCall):
                 self.close_reason = output.reason
                 await self._before_close()
                 return True
         return False
 
+    def _own(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(work, name=name)
+        self._voices.add(task)
+        task.add_done_callback(self._voices.discard)
+        return task
+
     async def _render(self, request: Synthesize) -> None:
-        pcm = await render_speech(request.text, self._voice)
+        pcm = await self._backend.speak(request.text, request.voice)
         self._inbox.put_nowait(Message("speech", (request.response_id, pcm)))
+
+    async def _transcribe(self, job: Transcribe) -> None:
+        try:
+            text, error = await self._backend.transcribe(job), None
+        except VoicecoachError as exc:
+            text, error = "", str(exc)
+        except Exception as exc:  # a bug in a backend must not end the call: the turn's transcription fails
+            log.debug("call %s: transcription of %s failed", self.id, job.item_id, exc_info=True)
+            text, error = "", f"internal error ({type(exc).__name__})"
+        self._inbox.put_nowait(Message("transcript", (job.item_id, text, error)))
+
+    async def _generate(self, job: Generate) -> None:
+        usage: ReplyUsage | None = None
+        error: str | None = None
+        try:
+            usage = await self._backend.generate(job.request, _InboxSink(self._inbox, job.response_id))
+        except VoicecoachError as exc:
+            error = str(exc)
+        except Exception as exc:  # as above: the response fails, the call goes on
+            log.debug("call %s: reply %s failed", self.id, job.response_id, exc_info=True)
+            error = f"internal error ({type(exc).__name__})"
+        self._inbox.put_nowait(Message("reply_end", (job.response_id, usage, error)))
 
     async def _stop_voices(self) -> None:
         for task in self._voices:

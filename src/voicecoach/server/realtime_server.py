@@ -29,14 +29,13 @@ from aiohttp import web
 from ..errors import ConfigError
 from ..transport.ice import pin_host_addresses
 from .app import build_app
+from .backend import Backend, ScriptedBackend
 from .call import Call, OfferError
 from .config import ServerConfig
 from .defaults import default_session, default_transcription_session, merge_session, session_from_request
 from .faults import Faults
 from .ids import IdFactory, new_call_id, new_ephemeral_key
-from .scenario import Scenario, ScenarioCursor
 from .session import RealtimeSession
-from .voice import check_voice_mode
 from .websocket import WebSocketCall
 
 AnyCall = Call | WebSocketCall
@@ -54,9 +53,28 @@ class _Secret:
     session: dict[str, Any]
 
 
+def make_backend(config: ServerConfig) -> Backend:
+    """The backend ``config.backend`` names (the local one is imported only when asked for)."""
+    if config.backend == "local":
+        from .local_backend import LocalBackend
+
+        return LocalBackend(config.local)
+    return ScriptedBackend(config.resolved_scenario, voice=config.voice, spans_calls=config.scenario_spans_calls)
+
+
 class RealtimeServer:
-    def __init__(self, config: ServerConfig | None = None, *, wall_clock: Callable[[], float] = time.time) -> None:
+    """``backend``: what it hears, says and sounds like; default: the one ``config.backend`` names. The server
+    starts it before listening and closes it after the last call (so a missing model fails at start)."""
+
+    def __init__(
+        self,
+        config: ServerConfig | None = None,
+        *,
+        backend: Backend | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config or ServerConfig()
+        self.backend: Backend = backend or make_backend(self.config)
         self.calls: list[AnyCall] = []
         self.faults = Faults(self.config.faults)  # live fault state: tests change it between steps
         self._wall = wall_clock
@@ -65,19 +83,25 @@ class RealtimeServer:
         self._live: dict[str, Call] = {}
         self._runner: web.AppRunner | None = None
         self._port = 0
-        self._scenario: Scenario | None = None
-        self._shared_cursor: ScenarioCursor | None = None  # with scenario_spans_calls
+        self._backend_started = False
         self._new_call = asyncio.Condition()
 
     # --- lifecycle ------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind and serve. Raises ConfigError when the address cannot be used or espeak is required but missing."""
+        """Start the backend, bind and serve. Raises ConfigError when the address cannot be used or the backend
+        misses a part (espeak required but missing, a bad scenario file; the local backend's models, runtimes and
+        endpoint: see :mod:`.local_backend`)."""
+        await self.backend.start()
+        self._backend_started = True
+        try:
+            await self._listen()
+        except BaseException:
+            await self._close_backend()
+            raise
+
+    async def _listen(self) -> None:
         config = self.config
-        check_voice_mode(config.voice)
-        self._scenario = config.resolved_scenario()
-        if config.scenario_spans_calls:
-            self._shared_cursor = ScenarioCursor(self._scenario)
         host = "127.0.0.1" if config.host == "localhost" else config.host
         if _is_loopback(host):
             # aioice skips loopback interfaces; without pinning, a loopback client would never connect.
@@ -103,6 +127,12 @@ class RealtimeServer:
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
+        await self._close_backend()
+
+    async def _close_backend(self) -> None:
+        if self._backend_started:
+            self._backend_started = False
+            await self.backend.close()
 
     async def __aenter__(self) -> RealtimeServer:
         await self.start()
@@ -166,7 +196,7 @@ class RealtimeServer:
             session = default_transcription_session(session_id)
         else:
             session = default_session(session_id, *((model,) if model else ()))
-        assert self._scenario is not None, "start() first"
+        assert self._backend_started, "start() first"
         options = self.config.session_options()
         if transport == "websocket":
             options = dataclasses.replace(options, transport="websocket")
@@ -174,7 +204,7 @@ class RealtimeServer:
             session,
             now=asyncio.get_running_loop().time(),
             unix_time=self._wall(),
-            scenario=self._scenario if self._shared_cursor is None else self._shared_cursor,
+            scenario=self.backend.lines(),
             options=options,
         )
 
@@ -209,7 +239,7 @@ class RealtimeServer:
             core,
             ws,
             connection,
-            voice=config.voice,
+            backend=self.backend,
             record_seconds=config.record_seconds,
             clock=loop.time,
         )
@@ -228,7 +258,7 @@ class RealtimeServer:
             new_call_id(),
             core,
             ice_servers=list(config.ice_servers),
-            voice=config.voice,
+            backend=self.backend,
             record_seconds=config.record_seconds,
             clock=loop.time,
         )
@@ -276,6 +306,8 @@ def run_serve(config: ServerConfig) -> int:
                 loop.add_signal_handler(sig, stop.set)
         async with RealtimeServer(config) as server:
             print(f"voicecoach local Realtime server listening on {server.base_url}", flush=True)
+            if config.backend != "scripted":
+                print(f"backend: {server.backend.describe()}", flush=True)
             await stop.wait()
         return 0
 

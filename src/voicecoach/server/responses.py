@@ -35,7 +35,7 @@ from .voice import WORD_SECONDS
 
 log = logging.getLogger(__name__)
 
-Status = Literal["in_progress", "completed", "cancelled", "incomplete"]
+Status = Literal["in_progress", "completed", "cancelled", "incomplete", "failed"]
 
 # The longest audio one response.output_audio.delta carries on WebSocket: small enough that a client can start
 # playing early and a cancel wastes little, large enough that events stay few (5 per second of speech).
@@ -177,6 +177,12 @@ class Response:
             self._bounds.append(round(samples * chars / total_chars))
             self._due.append(now + seconds * chars / total_chars / self._speed)
         self._limit = self._allowed_chunks()
+        return self._open_item()
+
+    def _open_item(self) -> list[Output]:
+        """The assistant item and its one content part: ``output_item.added`` (and ``conversation.item.added``
+        in band), ``content_part.added``."""
+        p = self.params
         part_kind = "audio" if p.modality == "audio" else "text"
         self.item = Item(self._ids.item(), "message", status="in_progress", role="assistant")
         ref = {"response_id": self.id, "output_index": 0}
@@ -265,10 +271,7 @@ class Response:
     def _finish(self, status: Status, now: float, limiter: RateLimiter) -> list[Output]:
         assert self.item is not None
         self.state, self.status = "done", status
-        if status == "cancelled" and self.emitted == 0:
-            self.usage = Usage()
-        else:
-            self.usage.output_text, self.usage.output_audio = self._output_tokens(self.emitted)
+        self._settle_usage(status)
         self.item.status = "completed" if status == "completed" else "incomplete"
         part = dict(self.item.content[0])
         ref = self._part_ref()
@@ -290,6 +293,13 @@ class Response:
         out.append(self._event("rate_limits.updated", rate_limits=[limiter.spend(self.usage.total_tokens, now)]))
         log.debug("response %s %s: %d/%d chunks", self.id, status, self.emitted, len(self._chunks))
         return out + self._maybe_stopped()
+
+    def _settle_usage(self, status: Status) -> None:
+        """The final usage: nothing for a response cancelled before any output, else what it put out."""
+        if status == "cancelled" and self.emitted == 0:
+            self.usage = Usage()
+        else:
+            self.usage.output_text, self.usage.output_audio = self._output_tokens(self.emitted)
 
     # --- playback reports ----------------------------------------------------------------------------------
 

@@ -11,6 +11,15 @@ order; see :mod:`~voicecoach.server.outputs`)::
     session.speech_ready(response_id, pcm, now)          # answer to a Synthesize output
     session.audio_played(response_id, played_ms, now, finished=...)  # from the output track, per frame
 
+What the session hears and says comes from its lines (:class:`~voicecoach.server.backend.SessionLines`): a
+scenario's, given at once and scheduled on the session's clock, or a live backend's, which the driver makes
+from the audio and reports back (answers to :class:`Transcribe` and :class:`Generate` outputs)::
+
+    session.transcription_result(item_id, text, now)     # or transcription_failed(item_id, message, now)
+    session.reply_sentence(response_id, text, pcm, now)  # audio replies, a sentence at a time
+    session.reply_text(response_id, delta, now)          # text replies
+    session.reply_end(response_id, usage, error, now)    # once per Generate (unless stopped)
+
 ``SessionOptions.transport`` says what the call runs on. ``"websocket"``: the model's audio goes out as
 ``response.output_audio.delta`` events (no :class:`PlayAudio`), there are no ``output_audio_buffer.*`` events,
 ``output_audio_buffer.clear`` is not an accepted client event, and a barge-in cancels without truncating
@@ -38,13 +47,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..audio.frames import Pcm
+from .backend import ReplyUsage, SessionLines, lines_of
 from .catalog import usage_kind
 from .codec import InputDecoder
 from .conversation import Conversation, Item
 from .handlers import HANDLERS, build_response
 from .ids import IdFactory
 from .input_audio import InputAudio
-from .outputs import ClearAudio, CloseCall, Output, SendEvent
+from .live_response import LiveResponse
+from .outputs import ClearAudio, CloseCall, Output, SendEvent, Transcribe
 from .responses import Response
 from .scenario import Scenario, ScenarioCursor
 from .schema import WireError, invalid_value
@@ -90,17 +101,22 @@ class RealtimeSession:
         *,
         now: float,
         unix_time: float,
-        scenario: Scenario | ScenarioCursor,
+        scenario: Scenario | ScenarioCursor | SessionLines,
         options: SessionOptions | None = None,
         ids: IdFactory | None = None,
     ) -> None:
+        """``scenario``: what the session hears and says (a scenario, a cursor shared across calls, or a
+        backend's lines)."""
         self.options = options or SessionOptions()
         self.ids = ids or IdFactory()
         self.session = copy.deepcopy(session)
         self.session["expires_at"] = int(unix_time + self.options.session_max_seconds)
-        self.scenario = scenario if isinstance(scenario, ScenarioCursor) else ScenarioCursor(scenario)
+        self.lines = lines_of(scenario)
         self.conversation = Conversation(self.ids.conversation())
-        self.input = InputAudio(self.turn_detection, self.options.input_buffer_seconds)
+        self.input = InputAudio(
+            self.turn_detection, self.options.input_buffer_seconds, detector=self.lines.turn_detector
+        )
+        self._transcribing: dict[str, tuple[Item, str]] = {}  # item id → (item, usage kind), live lines only
         self.append_decoder = InputDecoder()
         # A session's type never changes (session.update cannot switch it), so neither does what it accepts.
         self.transcription_only = self.session["type"] == "transcription"
@@ -278,11 +294,64 @@ class RealtimeSession:
             self.event("conversation.item.done", previous_item_id=previous, item=item.wire()),
         ]
         # Transcription sessions hear the other side of the call: their transcripts are the scenario's own list.
-        text = self.scenario.next_them_utterance() if self.transcription_only else self.scenario.next_utterance()
+        text = self.lines.heard(them=self.transcription_only)
         transcription = self.session["audio"]["input"]["transcription"]
         if transcription is not None:
-            self._schedule_transcription(item, text, usage_kind(transcription["model"]), now)
+            kind = usage_kind(transcription["model"])
+            if text is None:  # a live backend hears the audio itself, off the core
+                self._transcribing[item.id] = (item, kind)
+                out.append(Transcribe(item.id, pcm, transcription.get("language"), transcription.get("prompt")))
+            else:
+                self._schedule_transcription(item, text, kind, now)
         return out
+
+    def transcription_result(self, item_id: str, text: str, now: float) -> list[Output]:
+        """A live backend's transcript of ``item_id``: its words as deltas, then ``completed`` (the shapes of
+        the scripted path, sent at once: the words are all known when the recogniser is done)."""
+        entry = self._transcribing.pop(item_id, None)
+        if entry is None or self.closed:
+            return []
+        item, kind = entry
+        words = re.findall(r"\s*\S+", text) or [text]
+        out: list[Output] = [self._delta_event(item_id, word) for word in words]
+        item.content[0]["transcript"] = text
+        out.append(self._completed(item, text, kind))
+        return out + self._after(now)
+
+    def transcription_failed(self, item_id: str, message: str, now: float) -> list[Output]:
+        """The backend could not transcribe ``item_id``: ``…input_audio_transcription.failed`` (§4.3 shape)."""
+        if self._transcribing.pop(item_id, None) is None or self.closed:
+            return []
+        error = {"type": "server_error", "code": "transcription_failed", "message": message, "param": None}
+        return [
+            self.event(
+                "conversation.item.input_audio_transcription.failed", item_id=item_id, content_index=0, error=error
+            )
+        ]
+
+    # --- a live backend's replies ---------------------------------------------------------------------------
+
+    def _live(self, response_id: str) -> LiveResponse | None:
+        response = self.find_response(response_id)
+        return response if isinstance(response, LiveResponse) and not self.closed else None
+
+    def reply_sentence(self, response_id: str, text: str, pcm: Pcm, now: float) -> list[Output]:
+        response = self._live(response_id)
+        if response is None:
+            return []
+        return response.reply_sentence(text, pcm, now, self.limiter) + self._after(now)
+
+    def reply_text(self, response_id: str, delta: str, now: float) -> list[Output]:
+        response = self._live(response_id)
+        if response is None:
+            return []
+        return response.reply_text(delta, now, self.limiter) + self._after(now)
+
+    def reply_end(self, response_id: str, usage: ReplyUsage | None, error: str | None, now: float) -> list[Output]:
+        response = self._live(response_id)
+        if response is None:
+            return []
+        return response.reply_end(usage, error, now, self.limiter) + self._after(now)
 
     def _schedule_transcription(self, item: Item, text: str, usage: str, now: float) -> None:
         words = re.findall(r"\s*\S+", text) or [text]
@@ -293,31 +362,30 @@ class RealtimeSession:
 
         def completed() -> list[Output]:
             item.content[0]["transcript"] = text
-            return [
-                self.event(
-                    "conversation.item.input_audio_transcription.completed",
-                    item_id=item.id,
-                    content_index=0,
-                    transcript=text,
-                    usage=transcription_usage(item.audio_samples, text, usage),
-                )
-            ]
+            return [self._completed(item, text, usage)]
 
         self.at(when + len(words) * step, completed)
 
-    def _transcription_delta(self, item_id: str, word: str) -> Callable[[], list[Output]]:
-        def delta() -> list[Output]:
-            return [
-                self.event(
-                    "conversation.item.input_audio_transcription.delta",
-                    item_id=item_id,
-                    content_index=0,
-                    delta=word,
-                    obfuscation=self.ids.obfuscation(),
-                )
-            ]
+    def _completed(self, item: Item, text: str, usage: str) -> SendEvent:
+        return self.event(
+            "conversation.item.input_audio_transcription.completed",
+            item_id=item.id,
+            content_index=0,
+            transcript=text,
+            usage=transcription_usage(item.audio_samples, text, usage),
+        )
 
-        return delta
+    def _transcription_delta(self, item_id: str, word: str) -> Callable[[], list[Output]]:
+        return lambda: [self._delta_event(item_id, word)]
+
+    def _delta_event(self, item_id: str, word: str) -> SendEvent:
+        return self.event(
+            "conversation.item.input_audio_transcription.delta",
+            item_id=item_id,
+            content_index=0,
+            delta=word,
+            obfuscation=self.ids.obfuscation(),
+        )
 
     # --- the output buffer ----------------------------------------------------------------------------------
 

@@ -17,8 +17,11 @@ knobs and the same event semantics (realtime-protocol.md §4.3, §7.1):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
+
+from ..audio.frames import Pcm, rms
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +60,29 @@ class VadEvent:
     ms: int  # audio_start_ms for "started", audio_end_ms for "stopped"
 
 
+class TurnDetector(Protocol):
+    """What the input buffer needs of a turn detector (the server's ears for turns): this energy gate, or a
+    model (the local backend's Silero, :mod:`voicecoach.local.vad`). One per session; stateful."""
+
+    @property
+    def settings(self) -> VadSettings: ...
+
+    @property
+    def in_speech(self) -> bool: ...
+
+    def reset(self, floor_ms: int) -> None:
+        """Forget any turn in progress; audio before ``floor_ms`` belongs to an earlier turn."""
+
+    def push_frame(self, frame: Pcm, frame_end_ms: int) -> VadEvent | None:
+        """One 20 ms frame of 48 kHz mono ending at ``frame_end_ms``; a transition when one happens."""
+
+
+TurnDetectorFactory = Callable[[VadSettings], TurnDetector]
+
+
 class EnergyVad:
-    """Feed one frame level at a time with :meth:`push`; it returns a transition when one happens."""
+    """Feed one frame level at a time with :meth:`push` (or the frame itself with :meth:`push_frame`); it
+    returns a transition when one happens."""
 
     def __init__(self, settings: VadSettings) -> None:
         self.settings = settings
@@ -79,6 +103,9 @@ class EnergyVad:
         self._state = "idle"
         self._voiced_ms = 0
         self._floor_ms = floor_ms
+
+    def push_frame(self, frame: Pcm, frame_end_ms: int) -> VadEvent | None:
+        return self.push(rms(frame), frame_end_ms)
 
     def push(self, level: float, frame_end_ms: int) -> VadEvent | None:
         frame_start_ms = frame_end_ms - FRAME_MS

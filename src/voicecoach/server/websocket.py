@@ -31,12 +31,12 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from ..audio.frames import WIRE_RATE, Pcm, silence
+from .backend import Backend
 from .codec import decode_audio
 from .fitting import encode
 from .pump import Message, SessionPump
 from .schema import WireError
 from .session import RealtimeSession
-from .voice import VoiceMode
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,11 @@ class WebSocketCall(SessionPump):
         ws: web.WebSocketResponse,
         connection: asyncio.BaseTransport | None,
         *,
-        voice: VoiceMode,
+        backend: Backend,
         record_seconds: float,
         clock: Callable[[], float],
     ) -> None:
-        super().__init__(call_id, session, voice=voice, clock=clock)
+        super().__init__(call_id, session, backend=backend, clock=clock)
         self._ws = ws
         self._connection = connection  # the TCP transport under the socket (for drop)
         self._outbox: asyncio.Queue[str | bytes] = asyncio.Queue()
