@@ -60,14 +60,11 @@ FALLBACK_FIGURES = {"process_start_to_session_updated_ms", "after_imports_to_ses
                     "why_shown"}  # fmt: skip
 ECHO_PASS_FIGURES = {"reference", "erle_db", "erle_first_2_s_db", "erle_worst_1_s_window_db", "raw_echo_dbfs",
                      "cpu_ms_per_10ms_block", "added_ms", "late_reference_frames", "frames"}  # fmt: skip
-ECHO_LOCAL_FIGURES = {"startup_wall_s", "triggers", "hints_spoken", "utterances_heard", "end_of_speech_to_transcript_ms",
-                 "trigger_to_first_audio_ms", "end_of_speech_to_first_audio_ms",
-                 "interrupt_to_model_stream_closed_ms", "listening"}  # fmt: skip
-INTERRUPT_FIGURES = {"phrase_end_to_silent_ms", "phrase_end_to_transcript_ms", "transcript_to_silent_ms",
+ECHO_INTERRUPT_FIGURES = {"phrase_end_to_silent_ms", "phrase_end_to_transcript_ms", "transcript_to_silent_ms",
                           "rounds", "rounds_not_interrupted", "self_turns_while_coach_alone", "user_turns",
                           "server_floor_ms"}  # fmt: skip
-LOCAL_FIGURES = {"startup_wall_s", "triggers", "hints_spoken", "utterances_heard", "end_of_speech_to_transcript_ms",
-                 "trigger_to_first_audio_ms", "end_of_speech_to_first_audio_ms",
+LOCAL_FIGURES = {"startup_wall_s", "triggers", "hints_spoken", "utterances_heard",
+                 "end_of_speech_to_transcript_ms", "trigger_to_first_audio_ms", "end_of_speech_to_first_audio_ms",
                  "interrupt_to_model_stream_closed_ms", "listening"}  # fmt: skip
 INTERRUPT_FIGURES = {"key_ms", "phrase_ms", "phrase_over_wire_ms", "flush_to_silent_ms", "cancel_sent_ms",
                      "runner_metric_ms", "block_ms", "response_cancel_sent", "pull_gap_ms",

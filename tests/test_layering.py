@@ -56,8 +56,15 @@ RULES: dict[str, tuple[str, ...]] = {
     "voicecoach.link": ("voicecoach.runner", "voicecoach.executor", "voicecoach.ui", "voicecoach.coach"),
     "voicecoach.transport": ("voicecoach.runner", "voicecoach.link", "voicecoach.ui", "voicecoach.coach"),
     # The local backend's parts serve the local server: nothing of the client.
-    "voicecoach.local": ("voicecoach.coach", "voicecoach.runner", "voicecoach.ui", "voicecoach.link",
-                         "voicecoach.executor", "voicecoach.app", "voicecoach.transport"),  # fmt: skip
+    "voicecoach.local": (
+        "voicecoach.coach",
+        "voicecoach.runner",
+        "voicecoach.ui",
+        "voicecoach.link",
+        "voicecoach.executor",
+        "voicecoach.app",
+        "voicecoach.transport",
+    ),
 }
 
 
