@@ -100,7 +100,8 @@ async def test_mute_and_unmute_set_the_microphone_and_say_when_it_already_is(
 
         reply = controls.run("unmute")
         assert reply.ok and reply.line.startswith("unmuted")
-        assert live.runner.coach.state is State.LISTENING and not live.runner.executor.muted
+        state: State = live.runner.coach.state  # read again: mypy keeps the narrowing of the assert above
+        assert state is State.LISTENING and not live.runner.executor.muted
         await live.finish()
     states = [a.state for _, a in live.view.actions if isinstance(a, StatusChanged)]
     assert states.count(State.MUTED) == 1  # "already muted" moved nothing

@@ -65,7 +65,7 @@ async def ask(path: str, payload: bytes) -> tuple[bool, str, dict[str, object] |
 
 
 async def test_a_command_is_answered_and_everything_is_removed_at_the_end(runtime: Path) -> None:
-    controls, said = FakeControls(), []
+    controls, said = FakeControls(), list[str]()
     async with serving(controls, said.append) as path:
         assert path == socket_path(str(runtime / "voicecoach"), os.getpid())
         assert stat.S_IMODE(os.stat(runtime / "voicecoach").st_mode) == 0o700
@@ -127,7 +127,7 @@ async def test_a_connection_open_at_the_end_is_closed_and_its_task_awaited(runti
 
 
 async def test_a_peer_of_another_uid_is_refused_and_the_run_is_told(runtime: Path) -> None:
-    controls, said = FakeControls(), []
+    controls, said = FakeControls(), list[str]()
     async with serving(controls, said.append, peer=lambda sock: os.getuid() + 1000) as path:
         assert path is not None
         reply = await ask(path, encode_request("stop"))
@@ -257,25 +257,6 @@ async def test_a_bug_in_a_command_is_a_line_to_the_client_not_the_end_of_the_soc
             "internal error (RuntimeError): boom; rerun with --debug and report it",
         )
         assert await ask(path, encode_request("stop")) == (True, "did stop", None)
-
-
-async def test_on_windows_there_is_no_socket_and_a_line_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "platform", "win32")
-    said: list[str] = []
-    async with serving(FakeControls(), said.append) as path:
-        assert path is None
-    assert said == ["control: voicecoach ctl is not supported on Windows yet (the keys and the spoken phrases work)"]
-
-
-def test_on_windows_the_client_says_so_in_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(sys, "platform", "win32")
-    assert client.run("hint") == 1
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err.count("\n") == 1
-    assert captured.err.startswith("voicecoach: error: voicecoach ctl is not supported on Windows yet")
 
 
 # --- the client's side of the same socket (client.run blocks: it runs in a thread, the loop serves) ------------

@@ -38,6 +38,7 @@ ENV_ALIASES: dict[str, tuple[str, ...]] = {"api_key": ("OPENAI_API_KEY",), "base
 OTHER_ENV_VARS: dict[str, str] = {
     "VOICECOACH_DATA_DIR": "where saved sessions live (default: the user data dir)",
     "VOICECOACH_WRITE_DOCS": "tests only: also write docs/screenshot.svg",
+    "VOICECOACH_CTL_CHANNEL": "tests and unusual systems: voicecoach ctl over tcp (loopback) or unix (socket)",
 }
 
 Path_ = tuple[str | int, ...]

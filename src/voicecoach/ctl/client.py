@@ -1,6 +1,7 @@
 """``voicecoach ctl hint|guide|stop|mute|unmute|status [--json] [--pid PID]``: one command to the running voicecoach.
 
-Finds the live control socket (:mod:`.paths`), sends the command, prints the answer in one line and exits:
+Finds the live control socket (:mod:`.paths`; on Windows the loopback port and token of ``ctl-<pid>.json``),
+sends the command, prints the answer in one line and exits:
 
     0  the command was carried out (or there was nothing to do: "already muted")
     1  no voicecoach running; several running and no --pid; the run refused or could not do it
@@ -28,10 +29,9 @@ REPLY_TIMEOUT_S = 5.0
 OK, FAILED = 0, 1
 SIGNAL_EXIT = 130  # as voicecoach.cli (not imported: it would cost the imports this path avoids)
 INTERNAL_ERROR = 70
-NOT_ON_WINDOWS = (
-    "voicecoach ctl is not supported on Windows yet: use the keys of the voicecoach window, the spoken phrases, "
-    "or the [hotkeys] settings"
-)
+
+# A run found: its pid, the connected socket, and the token to send (None over a Unix socket).
+Live = tuple[int, socket.socket, str | None]
 
 
 def parse_args(argv: list[str]) -> tuple[str, bool, int | None] | None:
@@ -69,32 +69,34 @@ def run(command: str, as_json: bool = False, pid: int | None = None) -> int:
 
 
 def _run(command: str, as_json: bool, pid: int | None) -> int:
-    if sys.platform == "win32":  # the run has no socket there either (a named pipe would do; not written yet)
-        return _fail(NOT_ON_WINDOWS)
+    channel, why_not = paths.channel()
+    if why_not is not None:
+        return _fail(why_not)
     directory = paths.control_dir()
     if not os.path.lexists(directory):
         return _fail(f"no voicecoach running ({directory} does not exist); start voicecoach run or voicecoach demo")
     problem = paths.unsafe(directory)
     if problem is not None:
         return _fail(f"will not use the control directory: {problem}")
-    found = paths.sockets(directory)
+    tcp = channel == paths.TCP
+    found = paths.endpoints(directory) if tcp else paths.sockets(directory)
     wanted = [(p, path) for p, path in found if pid is None or p == pid]
-    live = _connect_all(wanted)
+    live = _connect_all(wanted, tcp)
     try:
         if not live:
-            others = [p for p, _ in _connect_all(found, probe=True)] if pid is not None else []
-            return _fail(_nobody(directory, pid, others))
+            others = [p for p, _, _ in _connect_all(found, tcp, probe=True)] if pid is not None else []
+            return _fail(_nobody(directory, pid, others, tcp))
         if len(live) > 1:
-            return _fail(f"several running: pass --pid ({', '.join(str(p) for p, _ in live)})")
-        [(target, sock)] = live
+            return _fail(f"several running: pass --pid ({', '.join(str(p) for p, _, _ in live)})")
+        [(target, sock, token)] = live
         try:
-            ok, line, status = _ask(sock, command)
+            ok, line, status = _ask(sock, command, token)
         except TimeoutError:
             return _fail(f"the voicecoach with pid {target} did not answer within {REPLY_TIMEOUT_S:g} s")
         except (OSError, WireError) as exc:
             return _fail(f"the voicecoach with pid {target} did not answer: {exc}")
     finally:
-        for _, each in live:
+        for _, each, _ in live:
             each.close()
     return _answer(ok, line, status, as_json)
 
@@ -114,36 +116,47 @@ def _answer(ok: bool, line: str, status: Status | None, as_json: bool) -> int:
     return _fail(line)
 
 
-def _nobody(directory: str, pid: int | None, others: list[int]) -> str:
+def _nobody(directory: str, pid: int | None, others: list[int], tcp: bool) -> str:
     if pid is None:
-        return f"no voicecoach running (no control socket answers in {directory}); start voicecoach run or demo"
+        what = "no control port of a ctl-PID.json answers" if tcp else "no control socket answers"
+        return f"no voicecoach running ({what} in {directory}); start voicecoach run or demo"
     running = f"running: {', '.join(map(str, others))}" if others else "none is running"
     return f"no voicecoach running with pid {pid} ({running})"
 
 
-def _connect_all(found: list[tuple[int, str]], *, probe: bool = False) -> list[tuple[int, socket.socket]]:
-    """The sockets that a live run listens on, connected (closed at once with ``probe``). A socket whose pid is
-    gone, or that nothing listens on (a pid reused by another program), is stale: the next run removes it."""
-    live: list[tuple[int, socket.socket]] = []
+def _connect_all(found: list[tuple[int, str]], tcp: bool, *, probe: bool = False) -> list[Live]:
+    """The sockets (``tcp``: the endpoint files' ports) a live run listens on, connected (closed at once with
+    ``probe``). One whose pid is gone, that nothing listens on (a pid reused by another program), or, over TCP,
+    whose file is unreadable, is stale: the next run removes it."""
+    live: list[Live] = []
     for pid, path in found:
         if not paths.pid_alive(pid):
             continue
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        token: str | None = None
+        address: str | tuple[str, int] = path
+        if tcp:
+            endpoint = paths.read_endpoint(path, pid)
+            if endpoint is None:
+                continue
+            port, token = endpoint
+            sock, address = socket.socket(socket.AF_INET, socket.SOCK_STREAM), (paths.LOOPBACK, port)
+        else:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(CONNECT_TIMEOUT_S)
         try:
-            sock.connect(path)
+            sock.connect(address)
         except OSError:  # refused (no listener), gone since listed, or its backlog full: not one to talk to
             sock.close()
             continue
         if probe:
             sock.close()
-        live.append((pid, sock))
+        live.append((pid, sock, token))
     return live
 
 
-def _ask(sock: socket.socket, command: str) -> tuple[bool, str, Status | None]:
+def _ask(sock: socket.socket, command: str, token: str | None) -> tuple[bool, str, Status | None]:
     sock.settimeout(REPLY_TIMEOUT_S)
-    sock.sendall(encode_request(command))
+    sock.sendall(encode_request(command, token))
     received = b""
     while b"\n" not in received and len(received) <= MAX_LINE_BYTES:
         chunk = sock.recv(MAX_LINE_BYTES + 1)

@@ -2,13 +2,13 @@
 
 ::
 
-    request  {"v": 1, "command": "hint"}
+    request  {"v": 1, "command": "hint"}                 (over TCP, on Windows: and "token": "<64 hex>")
     reply    {"ok": true, "line": "quick hint #2 requested", "status": {...}}     ("status" only for status)
 
-Requests are parsed strictly (exactly these two keys, version 1, a known command, at most ``MAX_LINE_BYTES``
-with its newline, UTF-8): whatever reaches the socket is untrusted until it has passed. Each refusal is a
-:class:`WireError` whose message is the one line the client prints. Replies are parsed a little more leniently
-(unknown keys are ignored) so that an older ``voicecoach ctl`` still reads a newer run's replies.
+Requests are parsed strictly (these two keys and the optional "token", version 1, a known command, at most
+``MAX_LINE_BYTES`` with its newline, UTF-8): whatever reaches the socket is untrusted until it has passed. Each
+refusal is a :class:`WireError` whose message is the one line the client prints. Replies are parsed a little more
+leniently (unknown keys are ignored) so that an older ``voicecoach ctl`` still reads a newer run's replies.
 
 Stdlib only, and nothing of voicecoach: the client imports this module and must start fast (hence plain
 values rather than a dataclass here: ``dataclasses`` alone costs the client about 7 ms of imports; the
@@ -32,16 +32,30 @@ class WireError(ValueError):
 Status = dict[str, object]  # the figures of ``status``, as JSON values
 
 
-def encode_request(command: str) -> bytes:
-    return _line({"v": VERSION, "command": command})
+MAX_TOKEN_CHARS = 128  # the run's are 64; a longer one is not worth comparing
+
+
+def encode_request(command: str, token: str | None = None) -> bytes:
+    data: dict[str, object] = {"v": VERSION, "command": command}
+    if token is not None:  # the loopback TCP channel's secret (the Unix socket needs none: its directory is the lock)
+        data["token"] = token
+    return _line(data)
 
 
 def parse_request(raw: bytes) -> str:
     """The command of one request line (its newline optional). Raises :class:`WireError`."""
+    return parse_request_token(raw)[0]
+
+
+def parse_request_token(raw: bytes) -> tuple[str, str | None]:
+    """(command, token or None) of one request line (its newline optional). Raises :class:`WireError`."""
     data = _object(raw, "request")
-    if set(data) != {"v", "command"}:
+    if not {"v", "command"} <= set(data) <= {"v", "command", "token"}:
         keys = ", ".join(sorted(map(repr, data))) or "none"
-        raise WireError(f'bad request: expected the keys "v" and "command", got {keys}')
+        raise WireError(f'bad request: expected the keys "v" and "command" (and optionally "token"), got {keys}')
+    token = data.get("token")
+    if token is not None and (not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS):
+        raise WireError(f'bad request: "token" must be text of at most {MAX_TOKEN_CHARS} characters')
     version, command = data["v"], data["command"]
     if type(version) is not int:  # not isinstance: True is an int, and not a version
         raise WireError(f"bad request: the version must be a number, got {version!r}")
@@ -53,7 +67,7 @@ def parse_request(raw: bytes) -> str:
     if not isinstance(command, str) or command not in COMMANDS:
         shown = repr(command)[:40]
         raise WireError(f"unknown command {shown}: choose one of {', '.join(COMMANDS)}")
-    return command
+    return command, token
 
 
 def encode_reply(ok: bool, line: str, status: Status | None = None) -> bytes:
