@@ -87,7 +87,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
         [str(ROOT / "scripts" / "bench"), "--quick", "--json", str(out)],
         capture_output=True,
         text=True,
-        timeout=170,
+        timeout=280,  # every bench once, small: about 2 min here, with the local backend's models and Xvfb
         env={**os.environ, "PYTHON": sys.executable},
         cwd=out.parent,
     )
@@ -95,6 +95,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
     return done, json.loads(out.read_text())
 
 
+@pytest.mark.timeout(300)  # the module's quick run is set up inside the first test's time
 def test_quick_run_has_every_figure(quick_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
     _, doc = quick_run
     assert doc["quick"] is True and doc["failures"] == {}
@@ -149,6 +150,7 @@ def test_quick_run_has_every_figure(quick_run: tuple[subprocess.CompletedProcess
         assert values == sorted(values), s
 
 
+@pytest.mark.timeout(300)
 def test_quick_run_judges_every_budget(quick_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
     done, doc = quick_run
     rows = doc["budgets"]
