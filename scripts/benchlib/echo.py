@@ -59,6 +59,7 @@ FAR_TEXT = (
 PHRASE = "Got it, thanks."
 COACH_ALONE_S = 1.0  # the coach speaks alone this long before the phrase: its echo must make no VAD turn
 INTERRUPT_WAIT_S = 8.0
+SLOW_ROUND_S = 1.5  # a round this slow (or missed) keeps the cleaned microphone's level profile
 SETTLE_S = 0.6  # after a round: the player's post-flush hold (200 ms) and the server VAD's silence
 DRIFT_PPM = 200.0
 SIM_INPUT_LATENCY_S = 0.020  # simulated: a mic frame is read this long after its last sample
@@ -394,6 +395,37 @@ def _phrase_sink() -> Any:
                 os.environ["PULSE_SINK"] = saved
 
 
+class _LevelTap:
+    """The cleaned microphone as the transport takes it, keeping (monotonic time, RMS dBFS) per frame: where a
+    round misses, whether the phrase was too soft or the echo held the server's VAD open shows here."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.realtime = inner.realtime
+        self.levels: list[tuple[float, float]] = []
+
+    async def read(self) -> Pcm:
+        pcm: Pcm = await self.inner.read()
+        level = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) / 32768
+        self.levels.append((time.monotonic(), 20 * np.log10(max(level, 1e-6))))
+        return pcm
+
+    def profile(self, start: float, seconds: float, step: float = 0.1) -> list[int]:
+        """The loudest frame of each ``step`` from ``start`` on, dBFS."""
+        bins: list[float] = [-120.0] * round(seconds / step)
+        for at, db in self.levels:
+            k = int((at - start) / step)
+            if 0 <= k < len(bins):
+                bins[k] = max(bins[k], db)
+        return [round(b) for b in bins]
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 class _Client(RunningSession):
     """``async with``: the real Runner on the devices, echo-cancelled by ``setup_echo``, live."""
 
@@ -418,7 +450,19 @@ class _Client(RunningSession):
         self.sink = RecordingPullSink(speaker)  # setup_echo tapped the DeviceSink itself; this wraps its pull
         self.view = BenchView()
         self.intents: asyncio.Queue[Intent] = asyncio.Queue()
-        self.runner = Runner(self.echo.settings, self.view, self.echo.source, self.sink, intents=self.intents)
+        self.levels = _LevelTap(self.echo.source)
+        self.runner = Runner(self.echo.settings, self.view, self.levels, self.sink, intents=self.intents)
+
+    def jumps(self) -> tuple[int, int]:
+        """Re-anchors so far of the microphone's cursor and of our playout's (each costs AEC3 a re-convergence)."""
+        source: Any = self.echo.source
+        played = source._played
+        return source.jumps, played.jumps if played is not None else 0
+
+    def round_profile(self, rnd: int, said_at: float, ms: int | None) -> dict[str, Any]:
+        """A slow or missed round (``ms`` None): the cleaned microphone's level from the phrase on."""
+        return {"round": rnd, "ms": ms, "re_anchors": self.jumps(),
+                "dbfs_per_100ms_from_phrase": self.levels.profile(said_at, 4.0)}  # fmt: skip
 
     def user_turns(self) -> list[Any]:
         return [m for m in self.runner.coach.conversation.messages() if m.role == "user"]
@@ -446,6 +490,9 @@ async def _interrupts(tmp: Path, rounds: int) -> dict[str, Any]:
                                        "transcript_to_silent_ms": [], "flush_to_silent_ms": []}  # fmt: skip
     self_turns = 0
     missed: list[str] = []
+    profiles: list[dict[str, Any]] = []
+    jumps_by_round: list[tuple[int, int]] = []  # (mic, playout) re-anchors so far, at each round's end
+    by_round: list[int] = []  # phrase end → silent, in round order: is the tail the first hint (convergence)?
     user = _phrase_sink()
     try:
         async with _server(tmp, rounds) as server, _Client(server.base_url) as client:
@@ -466,6 +513,7 @@ async def _interrupts(tmp: Path, rounds: int) -> dict[str, Any]:
                     await client.wait(view.has(mark, "metric", SILENCE_METRIC), INTERRUPT_WAIT_S, "the interrupt")
                 except TimeoutError:
                     missed.append(f"round {rnd}: not interrupted within {INTERRUPT_WAIT_S:g} s of the phrase")
+                    profiles.append(client.round_profile(rnd, said_at, None))
                     client.intents.put_nowait(Intent.INTERRUPT)
                     await client.wait(lambda: not player.is_playing, 10, "the player to fall silent")
                     continue
@@ -474,6 +522,10 @@ async def _interrupts(tmp: Path, rounds: int) -> dict[str, Any]:
                 phrase_end = user.log.silent_at(said_at)
                 silent = client.sink.log.silent_at(phrase_end)
                 results["phrase_end_to_silent_ms"].append((silent - phrase_end) * 1000)
+                by_round.append(round((silent - phrase_end) * 1000))
+                jumps_by_round.append(client.jumps())
+                if silent - phrase_end > SLOW_ROUND_S:
+                    profiles.append(client.round_profile(rnd, said_at, by_round[-1]))
                 results["phrase_end_to_transcript_ms"].append((flush.asked_at - phrase_end) * 1000)
                 results["transcript_to_silent_ms"].append((silent - flush.asked_at) * 1000)
                 results["flush_to_silent_ms"].append(max(0.0, silent - flush.at) * 1000)
@@ -489,9 +541,12 @@ async def _interrupts(tmp: Path, rounds: int) -> dict[str, Any]:
     floor = silence_ms + (options.transcription_latency + options.transcription_word_interval) * 1000
     return {
         **{name: summarize(values) for name, values in results.items()},
+        "phrase_end_to_silent_ms_by_round": by_round,
+        "re_anchors_by_round": jumps_by_round,
         "rounds": rounds,
         "rounds_not_interrupted": len(missed),
         "missed": missed,
+        "slow_round_profiles": profiles,  # over SLOW_ROUND_S, or missed (ms None)
         "self_turns_while_coach_alone": self_turns,
         "user_turns": heard,  # the phrase's, plus any the echo made: rounds + self turns when all is well
         "server_floor_ms": round(floor, 1),
