@@ -405,9 +405,10 @@ class _LevelTap:
         self.levels: list[tuple[float, float]] = []
 
     async def read(self) -> Pcm:
+        from voicecoach.audio.frames import rms
+
         pcm: Pcm = await self.inner.read()
-        level = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) / 32768
-        self.levels.append((time.monotonic(), 20 * np.log10(max(level, 1e-6))))
+        self.levels.append((time.monotonic(), 20 * math.log10(max(rms(pcm), 1e-6))))
         return pcm
 
     def profile(self, start: float, seconds: float, step: float = 0.1) -> list[int]:
@@ -492,7 +493,6 @@ async def _interrupts(tmp: Path, rounds: int) -> dict[str, Any]:
     missed: list[str] = []
     profiles: list[dict[str, Any]] = []
     jumps_by_round: list[tuple[int, int]] = []  # (mic, playout) re-anchors so far, at each round's end
-    by_round: list[int] = []  # phrase end → silent, in round order: is the tail the first hint (convergence)?
     user = _phrase_sink()
     try:
         async with _server(tmp, rounds) as server, _Client(server.base_url) as client:
@@ -522,10 +522,9 @@ async def _interrupts(tmp: Path, rounds: int) -> dict[str, Any]:
                 phrase_end = user.log.silent_at(said_at)
                 silent = client.sink.log.silent_at(phrase_end)
                 results["phrase_end_to_silent_ms"].append((silent - phrase_end) * 1000)
-                by_round.append(round((silent - phrase_end) * 1000))
                 jumps_by_round.append(client.jumps())
                 if silent - phrase_end > SLOW_ROUND_S:
-                    profiles.append(client.round_profile(rnd, said_at, by_round[-1]))
+                    profiles.append(client.round_profile(rnd, said_at, round((silent - phrase_end) * 1000)))
                 results["phrase_end_to_transcript_ms"].append((flush.asked_at - phrase_end) * 1000)
                 results["transcript_to_silent_ms"].append((silent - flush.asked_at) * 1000)
                 results["flush_to_silent_ms"].append(max(0.0, silent - flush.at) * 1000)
@@ -541,7 +540,8 @@ async def _interrupts(tmp: Path, rounds: int) -> dict[str, Any]:
     floor = silence_ms + (options.transcription_latency + options.transcription_word_interval) * 1000
     return {
         **{name: summarize(values) for name, values in results.items()},
-        "phrase_end_to_silent_ms_by_round": by_round,
+        # In round order (the summary above loses it): which rounds make the tail.
+        "phrase_end_to_silent_ms_by_round": [round(ms) for ms in results["phrase_end_to_silent_ms"]],
         "re_anchors_by_round": jumps_by_round,
         "rounds": rounds,
         "rounds_not_interrupted": len(missed),
